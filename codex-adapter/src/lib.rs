@@ -1,0 +1,1 @@
+//! Drive `codex app-server` (see issue 3).

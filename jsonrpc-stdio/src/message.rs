@@ -1,0 +1,530 @@
+//! JSON-RPC 2.0 messages, classified by their fields.
+//!
+//! Peers in the wild are loose: codex omits `"jsonrpc":"2.0"` on everything it
+//! writes. A message is therefore classified by which of `id`, `method`,
+//! `result` and `error` it carries, never by the `jsonrpc` member. Everything
+//! this crate writes carries `"jsonrpc":"2.0"`.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+/// A request id: a number or a string. `1` and `"1"` are different ids.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(IdRepr);
+
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+enum IdRepr {
+    Number(i64),
+    String(String),
+}
+
+impl RequestId {
+    /// The id as a number, if it is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self.0 {
+            IdRepr::Number(n) => Some(n),
+            IdRepr::String(_) => None,
+        }
+    }
+
+    /// The id as a string, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.0 {
+            IdRepr::Number(_) => None,
+            IdRepr::String(s) => Some(s),
+        }
+    }
+}
+
+impl From<i64> for RequestId {
+    fn from(n: i64) -> Self {
+        RequestId(IdRepr::Number(n))
+    }
+}
+
+impl From<String> for RequestId {
+    fn from(s: String) -> Self {
+        RequestId(IdRepr::String(s))
+    }
+}
+
+impl From<&str> for RequestId {
+    fn from(s: &str) -> Self {
+        RequestId(IdRepr::String(s.to_owned()))
+    }
+}
+
+/// Quotes string ids so that `1` and `"1"` read differently in logs and errors.
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            IdRepr::Number(n) => write!(f, "{n}"),
+            IdRepr::String(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A JSON-RPC error code. An open set: servers define their own codes, so this
+/// is a number with the standard codes as constants rather than a closed enum.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ErrorCode(pub i64);
+
+impl ErrorCode {
+    /// Invalid JSON was received by the server.
+    pub const PARSE_ERROR: ErrorCode = ErrorCode(-32700);
+    /// The JSON sent is not a valid request object.
+    pub const INVALID_REQUEST: ErrorCode = ErrorCode(-32600);
+    /// The method does not exist or is not available.
+    pub const METHOD_NOT_FOUND: ErrorCode = ErrorCode(-32601);
+    /// Invalid method parameters.
+    pub const INVALID_PARAMS: ErrorCode = ErrorCode(-32602);
+    /// Internal JSON-RPC error.
+    pub const INTERNAL_ERROR: ErrorCode = ErrorCode(-32603);
+    /// LSP: the request was cancelled by the client.
+    pub const REQUEST_CANCELLED: ErrorCode = ErrorCode(-32800);
+
+    fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::PARSE_ERROR => "parse error",
+            Self::INVALID_REQUEST => "invalid request",
+            Self::METHOD_NOT_FOUND => "method not found",
+            Self::INVALID_PARAMS => "invalid params",
+            Self::INTERNAL_ERROR => "internal error",
+            Self::REQUEST_CANCELLED => "request cancelled",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "{} ({name})", self.0),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl fmt::Debug for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The `error` member of an error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorObject {
+    /// What kind of error.
+    pub code: ErrorCode,
+    /// A short description, from the server.
+    pub message: String,
+    /// Anything else the server attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl ErrorObject {
+    /// An error with no `data`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorObject {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+}
+
+impl fmt::Display for ErrorObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error {}: {}", self.code, self.message)?;
+        if let Some(data) = &self.data {
+            write!(f, " (data: {data})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ErrorObject {}
+
+/// A request: a call that expects a response with the same id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Chosen by the sender; echoed in the response.
+    pub id: RequestId,
+    /// The method to call.
+    pub method: String,
+    /// `None` when the member was absent.
+    pub params: Option<Value>,
+}
+
+/// A notification: a method call that gets no response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// The method, e.g. `turn/completed`.
+    pub method: String,
+    /// `None` when the member was absent.
+    pub params: Option<Value>,
+}
+
+/// A response to a request, successful or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// The id of the request answered. `None` for an error the server could not
+    /// attribute to a request (`"id": null`, e.g. after a parse error).
+    pub id: Option<RequestId>,
+    /// The `result` member, or the `error` member.
+    pub result: Result<Value, ErrorObject>,
+}
+
+/// Any JSON-RPC message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A call that expects an answer.
+    Request(Request),
+    /// A call that expects none.
+    Notification(Notification),
+    /// An answer.
+    Response(Response),
+}
+
+/// Why a well-formed JSON value is not a JSON-RPC message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShapeError {
+    /// The text is not JSON at all, or not an object.
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    /// An object with none of the combinations of `id`, `method`, `result`,
+    /// `error` that make a request, notification or response.
+    #[error("JSON of no JSON-RPC shape: {0}")]
+    NoShape(&'static str),
+    /// A batch array with no elements (the spec calls it invalid).
+    #[error("empty batch")]
+    EmptyBatch,
+}
+
+/// Every member a message may carry. `Option<Option<Value>>`-like handling
+/// (via [`present`]) tells `"result": null` (a valid result) from no `result`.
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    params: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Value>,
+}
+
+/// Maps a present member to `Some`, even when its value is `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+fn id_from(value: Value) -> Result<Option<RequestId>, ShapeError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_i64()
+            .map(|n| Some(RequestId::from(n)))
+            .ok_or(ShapeError::NoShape("id is not an integer")),
+        Value::String(s) => Ok(Some(RequestId::from(s))),
+        _ => Err(ShapeError::NoShape("id is neither a number nor a string")),
+    }
+}
+
+impl Message {
+    /// Classifies one JSON object (not a batch).
+    pub fn from_value(value: Value) -> Result<Message, ShapeError> {
+        if !value.is_object() {
+            return Err(ShapeError::NoShape("not an object"));
+        }
+        let wire: Wire =
+            serde_json::from_value(value).map_err(|e| ShapeError::NotJson(e.to_string()))?;
+        Self::from_wire(wire)
+    }
+
+    fn from_wire(wire: Wire) -> Result<Message, ShapeError> {
+        match (wire.method, wire.id) {
+            (Some(method), Some(id)) => {
+                let id = id_from(id)?.ok_or(ShapeError::NoShape("request with a null id"))?;
+                Ok(Message::Request(Request {
+                    id,
+                    method,
+                    params: wire.params,
+                }))
+            }
+            (Some(method), None) => Ok(Message::Notification(Notification {
+                method,
+                params: wire.params,
+            })),
+            (None, id) => {
+                let id = match id {
+                    Some(id) => id_from(id)?,
+                    None => None,
+                };
+                let result = match (wire.result, wire.error) {
+                    (Some(result), None) => Ok(result),
+                    (None, Some(error)) => Err(serde_json::from_value::<ErrorObject>(error)
+                        .map_err(|_| ShapeError::NoShape("malformed error object"))?),
+                    (Some(_), Some(_)) => {
+                        return Err(ShapeError::NoShape("both result and error"))
+                    }
+                    (None, None) => {
+                        return Err(ShapeError::NoShape("no method, result or error"))
+                    }
+                };
+                if id.is_none() && result.is_ok() {
+                    return Err(ShapeError::NoShape("result without an id"));
+                }
+                Ok(Message::Response(Response { id, result }))
+            }
+        }
+    }
+
+    /// Parses one frame: a single message or a batch array.
+    ///
+    /// A batch yields one entry per element, each classified on its own, so
+    /// one bad element does not hide the good ones.
+    pub fn parse(bytes: &[u8]) -> Result<Vec<Result<Message, ShapeError>>, ShapeError> {
+        let trimmed = bytes.trim_ascii_start();
+        if trimmed.first() == Some(&b'[') {
+            let items: Vec<Value> =
+                serde_json::from_slice(bytes).map_err(|e| ShapeError::NotJson(e.to_string()))?;
+            if items.is_empty() {
+                return Err(ShapeError::EmptyBatch);
+            }
+            Ok(items.into_iter().map(Message::from_value).collect())
+        } else {
+            Ok(vec![Self::parse_one(bytes)])
+        }
+    }
+
+    /// Parses one frame that holds a single message (not a batch).
+    pub fn parse_one(bytes: &[u8]) -> Result<Message, ShapeError> {
+        let wire: Wire = serde_json::from_slice(bytes).map_err(|e| {
+            if e.is_data() {
+                ShapeError::NoShape("not an object of JSON-RPC members")
+            } else {
+                ShapeError::NotJson(e.to_string())
+            }
+        })?;
+        Self::from_wire(wire)
+    }
+
+    /// Serializes the message as one line of JSON (no trailing newline), with
+    /// `"jsonrpc":"2.0"`.
+    pub fn to_vec(&self) -> Vec<u8> {
+        // Serializing a `Value` tree with string keys cannot fail.
+        serde_json::to_vec(self).expect("a JSON-RPC message always serializes")
+    }
+}
+
+#[derive(Serialize)]
+struct OutRequest<'a, P: ?Sized> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a P>,
+}
+
+#[derive(Serialize)]
+struct OutNotification<'a, P: ?Sized> {
+    jsonrpc: &'static str,
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a P>,
+}
+
+#[derive(Serialize)]
+struct OutResponse<'a> {
+    jsonrpc: &'static str,
+    id: &'a Option<RequestId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorObject>,
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Message::Request(r) => OutRequest {
+                jsonrpc: "2.0",
+                id: &r.id,
+                method: &r.method,
+                params: r.params.as_ref(),
+            }
+            .serialize(s),
+            Message::Notification(n) => OutNotification {
+                jsonrpc: "2.0",
+                method: &n.method,
+                params: n.params.as_ref(),
+            }
+            .serialize(s),
+            Message::Response(r) => OutResponse {
+                jsonrpc: "2.0",
+                id: &r.id,
+                result: r.result.as_ref().ok(),
+                error: r.result.as_ref().err(),
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = Wire::deserialize(d)?;
+        Message::from_wire(wire).map_err(de::Error::custom)
+    }
+}
+
+/// Serializes a request straight from borrowed parts, without building a
+/// [`Value`] for the params first.
+pub(crate) fn encode_request<P: Serialize + ?Sized>(
+    id: &RequestId,
+    method: &str,
+    params: Option<&P>,
+) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&OutRequest {
+        jsonrpc: "2.0",
+        id,
+        method,
+        params,
+    })
+}
+
+/// Serializes a notification straight from borrowed parts.
+pub(crate) fn encode_notification<P: Serialize + ?Sized>(
+    method: &str,
+    params: Option<&P>,
+) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&OutNotification {
+        jsonrpc: "2.0",
+        method,
+        params,
+    })
+}
+
+/// Serializes a response to a server→client request.
+pub(crate) fn encode_response(id: &RequestId, result: &Result<Value, ErrorObject>) -> Vec<u8> {
+    let id = Some(id.clone());
+    serde_json::to_vec(&OutResponse {
+        jsonrpc: "2.0",
+        id: &id,
+        result: result.as_ref().ok(),
+        error: result.as_ref().err(),
+    })
+    .expect("a JSON-RPC response always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn one(s: &str) -> Result<Message, ShapeError> {
+        Message::parse_one(s.as_bytes())
+    }
+
+    #[test]
+    fn numeric_and_string_ids_stay_distinct() {
+        let a = RequestId::from(1);
+        let b = RequestId::from("1");
+        assert_ne!(a, b);
+        assert_eq!(a.to_string(), "1");
+        assert_eq!(b.to_string(), "\"1\"");
+        assert_eq!(serde_json::to_string(&a).unwrap(), "1");
+        assert_eq!(serde_json::to_string(&b).unwrap(), "\"1\"");
+    }
+
+    #[test]
+    fn messages_without_jsonrpc_member_are_classified_by_fields() {
+        assert!(matches!(
+            one(r#"{"id":0,"method":"item/commandExecution/requestApproval","params":{}}"#),
+            Ok(Message::Request(r)) if r.id == RequestId::from(0)
+        ));
+        assert!(matches!(
+            one(r#"{"method":"turn/started","params":{"x":1}}"#),
+            Ok(Message::Notification(n)) if n.method == "turn/started"
+        ));
+        assert!(matches!(
+            one(r#"{"id":"a","result":null}"#),
+            Ok(Message::Response(Response { id: Some(_), result: Ok(Value::Null) }))
+        ));
+    }
+
+    #[test]
+    fn error_responses_keep_code_message_and_data() {
+        let m = one(r#"{"error":{"code":-32600,"message":"Not initialized","data":[1]},"id":7}"#)
+            .unwrap();
+        let Message::Response(Response {
+            id: Some(id),
+            result: Err(e),
+        }) = m
+        else {
+            panic!("not an error response: {m:?}")
+        };
+        assert_eq!(id, RequestId::from(7));
+        assert_eq!(e.code, ErrorCode::INVALID_REQUEST);
+        assert_eq!(e.message, "Not initialized");
+        assert_eq!(e.data, Some(json!([1])));
+    }
+
+    #[test]
+    fn error_with_null_id_is_an_unattributed_response() {
+        let m = one(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}"#)
+            .unwrap();
+        assert!(matches!(m, Message::Response(Response { id: None, result: Err(_) })));
+    }
+
+    #[test]
+    fn shapeless_json_is_rejected_with_a_reason() {
+        assert!(matches!(one("{}"), Err(ShapeError::NoShape(_))));
+        assert!(matches!(one("[1"), Err(ShapeError::NotJson(_))));
+        assert!(matches!(one("42"), Err(ShapeError::NoShape(_))));
+        assert!(matches!(one(r#"{"id":1.5,"result":1}"#), Err(ShapeError::NoShape(_))));
+        assert!(matches!(
+            one(r#"{"id":1,"result":1,"error":{"code":1,"message":""}}"#),
+            Err(ShapeError::NoShape(_))
+        ));
+        assert!(matches!(one(r#"{"result":1}"#), Err(ShapeError::NoShape(_))));
+    }
+
+    #[test]
+    fn batches_yield_each_element() {
+        let items = Message::parse(br#"[{"method":"a"},{"id":1,"result":2},7]"#).unwrap();
+        assert_eq!(items.len(), 3);
+        assert!(matches!(items[0], Ok(Message::Notification(_))));
+        assert!(matches!(items[1], Ok(Message::Response(_))));
+        assert!(items[2].is_err());
+        assert_eq!(Message::parse(b" []"), Err(ShapeError::EmptyBatch));
+    }
+
+    #[test]
+    fn round_trip_adds_jsonrpc_and_keeps_everything_else() {
+        let text = r#"{"id":"x","method":"m","params":{"a":[1,2]}}"#;
+        let m = one(text).unwrap();
+        let out = m.to_vec();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert_eq!(Message::parse_one(&out).unwrap(), m);
+    }
+}
