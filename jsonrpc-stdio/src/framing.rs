@@ -26,6 +26,18 @@ pub enum Framing {
     NewlineDelimited,
 }
 
+impl std::str::FromStr for Framing {
+    type Err = String;
+
+    /// Parses the names used on command lines: `ndjson`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ndjson" | "newline" | "newline-delimited" => Ok(Framing::NewlineDelimited),
+            other => Err(format!("unknown framing {other:?}; expected ndjson")),
+        }
+    }
+}
+
 /// One decoded unit of input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
