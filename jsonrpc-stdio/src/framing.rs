@@ -5,8 +5,38 @@
 //! frame: after a `Decoder` error a `FramedRead` ends, and one malformed line
 //! from the peer must not end the connection. Bad frames therefore come back
 //! as [`Frame::Bad`] items; only I/O errors are decoder errors.
+//!
+//! Two framings exist:
+//!
+//! - [`Framing::NewlineDelimited`]: one message per line (codex, MCP servers).
+//! - [`Framing::ContentLength`]: LSP's `Content-Length: N` headers, a blank
+//!   line, then N bytes (language servers). Its rules for bad input are
+//!   listed on the variant.
+//!
+//! In both, memory stays bounded by the configured maximum frame length (plus
+//! [`MAX_HEADER_LENGTH`] for headers): the decoder never buffers or reserves
+//! more than that, whatever a peer claims. A body is not checked for JSON or
+//! UTF-8 here; the message parser rejects what it cannot read.
+//!
+//! ```
+//! use bytes::{Bytes, BytesMut};
+//! use jsonrpc_stdio::framing::{Frame, FrameCodec, Framing};
+//! use tokio_util::codec::{Decoder, Encoder};
+//!
+//! let framing: Framing = "content-length".parse().unwrap();
+//! let mut codec = FrameCodec::new(framing, 1024);
+//! let mut wire = BytesMut::new();
+//! codec.encode(Bytes::from_static(b"{}"), &mut wire).unwrap();
+//! assert_eq!(&wire[..], b"Content-Length: 2\r\n\r\n{}");
+//! assert_eq!(
+//!     codec.decode(&mut wire).unwrap(),
+//!     Some(Frame::Message(Bytes::from_static(b"{}")))
+//! );
+//! ```
 
-use std::io;
+mod content_length;
+
+use std::{fmt, io};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LinesCodec, LinesCodecError};
@@ -16,6 +46,11 @@ use tokio_util::codec::{Decoder, Encoder, LinesCodec, LinesCodecError};
 /// asyncio's 64 KiB is a known failure.
 pub const DEFAULT_MAX_FRAME_LENGTH: usize = 64 * 1024 * 1024;
 
+/// The most bytes one `Content-Length` header block may take, blank line
+/// included: 8 KiB. Real headers are under 100 bytes; anything longer is
+/// junk and is resynchronised past (see [`Framing::ContentLength`]).
+pub const MAX_HEADER_LENGTH: usize = 8 * 1024;
+
 /// Which framing the peer speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -24,16 +59,71 @@ pub enum Framing {
     /// Blank lines are skipped. What codex and MCP servers speak.
     #[default]
     NewlineDelimited,
+    /// LSP base-protocol framing: header lines `Name: value\r\n`, a blank line
+    /// `\r\n`, then exactly `Content-Length` bytes of body. What language
+    /// servers speak over stdio. Outgoing messages get a `Content-Length`
+    /// header only.
+    ///
+    /// Incoming input is read by these rules; none ends the stream:
+    ///
+    /// - **Headers.** `Content-Length` (any case) is required, once, as a
+    ///   decimal number. `Content-Type` and any other well-formed header
+    ///   (`token: visible ASCII`) are accepted and ignored. Whitespace and
+    ///   blank lines before a header are skipped (a server that ends its
+    ///   bodies with a newline still works).
+    /// - **Too long.** A `Content-Length` above the maximum frame length gives
+    ///   [`BadFrame::TooLong`] as soon as the header is read; the N body bytes
+    ///   are then discarded as they arrive, never buffered, and the next frame
+    ///   follows them.
+    /// - **Malformed header.** A line that is not `Name: value`, a line ended by
+    ///   a bare `\n`, a missing, duplicated, non-numeric or overflowing
+    ///   `Content-Length`, or a header block longer than [`MAX_HEADER_LENGTH`]
+    ///   gives one [`BadFrame::MalformedHeader`]. The decoder then
+    ///   *resynchronises*: it drops the first byte of the offending line and
+    ///   discards everything up to the next `Content-Length:` (any case),
+    ///   which starts the next header. Junk lines before a header (a stray log
+    ///   line on stdout) thus cost one `MalformedHeader` and no real message;
+    ///   the body of a frame whose header is malformed is skipped with it.
+    ///   Resync keeps at most 14 bytes buffered while it searches.
+    /// - **Not JSON.** A body is delivered as a [`Frame::Message`] whatever it
+    ///   holds (an empty body included); the message parser rejects it.
+    /// - **End of stream.** Ending inside a header, a body or a skipped body
+    ///   gives one [`BadFrame::Truncated`], and the partial bytes are dropped.
+    ///   Ending while resynchronising gives nothing more.
+    /// - **Chunking.** How the input is split into reads never changes the
+    ///   frames decoded.
+    ContentLength,
+}
+
+impl fmt::Display for Framing {
+    /// The canonical command-line name: `ndjson` or `content-length`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Framing::NewlineDelimited => "ndjson",
+            Framing::ContentLength => "content-length",
+        })
+    }
 }
 
 impl std::str::FromStr for Framing {
     type Err = String;
 
-    /// Parses the names used on command lines: `ndjson`.
+    /// Parses the names used on command lines: `ndjson` (also `newline`,
+    /// `newline-delimited`) and `content-length` (also `lsp`).
+    ///
+    /// ```
+    /// use jsonrpc_stdio::framing::Framing;
+    /// assert_eq!("ndjson".parse(), Ok(Framing::NewlineDelimited));
+    /// assert_eq!("content-length".parse(), Ok(Framing::ContentLength));
+    /// assert!("xml".parse::<Framing>().unwrap_err().contains("content-length"));
+    /// ```
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "ndjson" | "newline" | "newline-delimited" => Ok(Framing::NewlineDelimited),
-            other => Err(format!("unknown framing {other:?}; expected ndjson")),
+            "content-length" | "lsp" => Ok(Framing::ContentLength),
+            other => Err(format!(
+                "unknown framing {other:?}; expected ndjson or content-length"
+            )),
         }
     }
 }
@@ -52,16 +142,28 @@ pub enum Frame {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BadFrame {
-    /// Longer than the configured maximum; its bytes were discarded up to the
-    /// next delimiter without being buffered.
+    /// Longer than the configured maximum; its bytes are discarded without
+    /// being buffered: up to the next newline (newline-delimited), or the
+    /// declared number of body bytes (`Content-Length`).
     #[error("frame longer than the maximum of {limit} bytes; discarded")]
     TooLong {
         /// The configured maximum.
         limit: usize,
     },
-    /// Not valid UTF-8.
+    /// Not valid UTF-8 (newline-delimited framing only).
     #[error("frame is not valid UTF-8; discarded")]
     InvalidUtf8,
+    /// A `Content-Length` header block that cannot be read; the input was
+    /// skipped up to the next `Content-Length:` header.
+    #[error("malformed Content-Length header ({reason}); skipped to the next header")]
+    MalformedHeader {
+        /// What was wrong, e.g. "no Content-Length header".
+        reason: &'static str,
+    },
+    /// The stream ended inside a frame (`Content-Length` framing); its partial
+    /// bytes were dropped.
+    #[error("the stream ended inside a frame; its partial bytes were dropped")]
+    Truncated,
 }
 
 /// The codec behind a [`Framing`]: one `Decoder`/`Encoder` whatever the framing,
@@ -74,6 +176,7 @@ pub struct FrameCodec {
 #[derive(Debug)]
 enum CodecKind {
     Lines { lines: LinesCodec, limit: usize },
+    ContentLength(content_length::ContentLengthCodec),
 }
 
 impl FrameCodec {
@@ -84,15 +187,14 @@ impl FrameCodec {
                 lines: LinesCodec::new_with_max_length(max_frame_length),
                 limit: max_frame_length,
             },
+            Framing::ContentLength => {
+                CodecKind::ContentLength(content_length::ContentLengthCodec::new(max_frame_length))
+            }
         };
         FrameCodec { kind }
     }
 
-    fn decode_with(
-        &mut self,
-        buf: &mut BytesMut,
-        eof: bool,
-    ) -> Result<Option<Frame>, io::Error> {
+    fn decode_with(&mut self, buf: &mut BytesMut, eof: bool) -> Result<Option<Frame>, io::Error> {
         match &mut self.kind {
             CodecKind::Lines { lines, limit } => loop {
                 let line = if eof {
@@ -115,6 +217,8 @@ impl FrameCodec {
                     Err(LinesCodecError::Io(e)) => Err(e),
                 };
             },
+            CodecKind::ContentLength(codec) if eof => Ok(codec.decode_eof(buf)),
+            CodecKind::ContentLength(codec) => Ok(codec.decode(buf)),
         }
     }
 }
@@ -145,6 +249,9 @@ impl Encoder<Bytes> for FrameCodec {
                 dst.put_slice(&message);
                 dst.put_u8(b'\n');
             }
+            CodecKind::ContentLength(_) => {
+                content_length::ContentLengthCodec::encode(&message, dst);
+            }
         }
         Ok(())
     }
@@ -174,7 +281,10 @@ mod tests {
     fn lines_are_frames_and_blank_lines_are_skipped() {
         let mut c = FrameCodec::new(Framing::NewlineDelimited, 100);
         let frames = decode_all(&mut c, b"{\"a\":1}\r\n\n  \r\n{\"b\":2}\n{\"c\":3}");
-        assert_eq!(frames, vec![msg("{\"a\":1}"), msg("{\"b\":2}"), msg("{\"c\":3}")]);
+        assert_eq!(
+            frames,
+            vec![msg("{\"a\":1}"), msg("{\"b\":2}"), msg("{\"c\":3}")]
+        );
     }
 
     #[test]
@@ -191,7 +301,10 @@ mod tests {
     fn invalid_utf8_is_reported_and_the_stream_goes_on() {
         let mut c = FrameCodec::new(Framing::NewlineDelimited, 100);
         let frames = decode_all(&mut c, b"{\"a\":\"\xff\xfe\"}\n{\"b\":2}\n");
-        assert_eq!(frames, vec![Frame::Bad(BadFrame::InvalidUtf8), msg("{\"b\":2}")]);
+        assert_eq!(
+            frames,
+            vec![Frame::Bad(BadFrame::InvalidUtf8), msg("{\"b\":2}")]
+        );
     }
 
     #[test]
