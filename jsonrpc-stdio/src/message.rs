@@ -282,12 +282,8 @@ impl Message {
                     (Some(result), None) => Ok(result),
                     (None, Some(error)) => Err(serde_json::from_value::<ErrorObject>(error)
                         .map_err(|_| ShapeError::NoShape("malformed error object"))?),
-                    (Some(_), Some(_)) => {
-                        return Err(ShapeError::NoShape("both result and error"))
-                    }
-                    (None, None) => {
-                        return Err(ShapeError::NoShape("no method, result or error"))
-                    }
+                    (Some(_), Some(_)) => return Err(ShapeError::NoShape("both result and error")),
+                    (None, None) => return Err(ShapeError::NoShape("no method, result or error")),
                 };
                 if id.is_none() && result.is_ok() {
                     return Err(ShapeError::NoShape("result without an id"));
@@ -467,7 +463,10 @@ mod tests {
         ));
         assert!(matches!(
             one(r#"{"id":"a","result":null}"#),
-            Ok(Message::Response(Response { id: Some(_), result: Ok(Value::Null) }))
+            Ok(Message::Response(Response {
+                id: Some(_),
+                result: Ok(Value::Null)
+            }))
         ));
     }
 
@@ -490,9 +489,16 @@ mod tests {
 
     #[test]
     fn error_with_null_id_is_an_unattributed_response() {
-        let m = one(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}"#)
-            .unwrap();
-        assert!(matches!(m, Message::Response(Response { id: None, result: Err(_) })));
+        let m =
+            one(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}"#)
+                .unwrap();
+        assert!(matches!(
+            m,
+            Message::Response(Response {
+                id: None,
+                result: Err(_)
+            })
+        ));
     }
 
     #[test]
@@ -500,12 +506,18 @@ mod tests {
         assert!(matches!(one("{}"), Err(ShapeError::NoShape(_))));
         assert!(matches!(one("[1"), Err(ShapeError::NotJson(_))));
         assert!(matches!(one("42"), Err(ShapeError::NoShape(_))));
-        assert!(matches!(one(r#"{"id":1.5,"result":1}"#), Err(ShapeError::NoShape(_))));
+        assert!(matches!(
+            one(r#"{"id":1.5,"result":1}"#),
+            Err(ShapeError::NoShape(_))
+        ));
         assert!(matches!(
             one(r#"{"id":1,"result":1,"error":{"code":1,"message":""}}"#),
             Err(ShapeError::NoShape(_))
         ));
-        assert!(matches!(one(r#"{"result":1}"#), Err(ShapeError::NoShape(_))));
+        assert!(matches!(
+            one(r#"{"result":1}"#),
+            Err(ShapeError::NoShape(_))
+        ));
     }
 
     #[test]
