@@ -1,1 +1,5 @@
-//! Drive `codex app-server` (see issue 3).
+//! Drive `codex app-server` (work in progress).
+pub mod approval;
+pub mod decode;
+pub mod event;
+pub mod mock_model;
