@@ -398,9 +398,7 @@ impl Drop for Handle {
     fn drop(&mut self) {
         self.shared.die(CloseReason::ClosedByClient);
         if let Some(pid) = self.shared.pid {
-            if self.shared.exit.borrow().is_none() {
-                process::kill_tree(pid);
-            }
+            process::kill_remains(pid, self.shared.exit.borrow().is_some());
         }
     }
 }
@@ -600,17 +598,23 @@ impl Client {
                     .and_then(|r| r.ok().and_then(|s| *s))
             }
         };
-        if let Some(status) = wait(shared.config.stdin_close_grace).await {
-            return Ok(Some(status));
-        }
-        tracing::debug!(pid, "server ignored stdin EOF; sending SIGTERM");
-        process::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
-        if let Some(status) = wait(shared.config.sigterm_grace).await {
-            return Ok(Some(status));
-        }
-        tracing::debug!(pid, "server ignored SIGTERM; sending SIGKILL");
-        process::kill_tree(pid);
-        let status = exit.wait_for(Option::is_some).await.ok().and_then(|s| *s);
+        let status = match wait(shared.config.stdin_close_grace).await {
+            Some(status) => Some(status),
+            None => {
+                tracing::debug!(pid, "server ignored stdin EOF; sending SIGTERM");
+                process::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+                match wait(shared.config.sigterm_grace).await {
+                    Some(status) => Some(status),
+                    None => {
+                        tracing::debug!(pid, "server ignored SIGTERM; sending SIGKILL");
+                        process::kill_remains(pid, false);
+                        exit.wait_for(Option::is_some).await.ok().and_then(|s| *s)
+                    }
+                }
+            }
+        };
+        // The server is gone; anything it left in its group is an orphan.
+        process::kill_remains(pid, true);
         Ok(status)
     }
 }

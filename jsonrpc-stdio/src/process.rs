@@ -117,11 +117,18 @@ pub(crate) fn signal_group(pid: u32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pid as i32), signal);
 }
 
-/// SIGKILLs `pid`, its process group, and every descendant found under
-/// `/proc`, wherever its group or session. Descendants are listed first: once
-/// the leader dies they are re-parented and can no longer be found.
-pub(crate) fn kill_tree(pid: u32) {
-    let descendants = descendants(pid);
+/// SIGKILLs what is left of the server: its process group and, while the
+/// server itself has not been reaped, every descendant found under `/proc`,
+/// wherever its group or session. Descendants are listed first: once the
+/// leader dies they are re-parented and can no longer be found. After the
+/// leader is reaped its pid may be reused, so only the group is signalled
+/// (a process group id is not reused while any member lives).
+pub(crate) fn kill_remains(pid: u32, leader_reaped: bool) {
+    let descendants = if leader_reaped {
+        Vec::new()
+    } else {
+        descendants(pid)
+    };
     signal_group(pid, Signal::SIGKILL);
     for d in descendants {
         let _ = kill(Pid::from_raw(d as i32), Signal::SIGKILL);
