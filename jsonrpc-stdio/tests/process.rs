@@ -1,0 +1,284 @@
+//! Liveness against real child processes and real pipes. Each server is a
+//! small `sh` script, written out in the test, so the fault it shows is plain
+//! to read. The client numbers its requests 0, 1, 2, ..., which the scripts
+//! rely on to answer.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jsonrpc_stdio::{Client, CloseReason, Filter, ServerCommand};
+use serde_json::json;
+
+fn sh(script: &str) -> ServerCommand {
+    ServerCommand::new("sh").arg("-c").arg(script)
+}
+
+fn spawn(script: &str) -> Client {
+    Client::builder()
+        .close_grace(Duration::from_millis(300), Duration::from_millis(300))
+        .spawn(sh(script))
+        .expect("sh starts")
+}
+
+/// Whether `pid` is gone (or a zombie no one here can reap: re-parented to
+/// init, which reaps it in its own time).
+fn is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            stat.rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next())
+                == Some("Z")
+        }
+    }
+}
+
+/// Polls: a process that is not our child gives no event when it dies.
+const POLL: Duration = Duration::from_millis(5);
+
+async fn wait_gone(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !is_gone(pid) {
+        assert!(Instant::now() < deadline, "process {pid} still running");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test]
+async fn exit_fails_every_pending_request_with_status_and_stderr() {
+    let client = spawn("read a; read b; echo 'fatal: model not found' >&2; exit 3");
+    let calls: Vec<_> = (0..2)
+        .map(|i| {
+            let c = client.clone();
+            tokio::spawn(async move { c.request("m", json!(i)).timeout(None).await })
+        })
+        .collect();
+    for call in calls {
+        let err = call.await.unwrap().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "server exited with status 3; last stderr: fatal: model not found"
+        );
+        assert_eq!(
+            err.close_reason().unwrap().exit_status().unwrap().code(),
+            Some(3)
+        );
+    }
+}
+
+#[tokio::test]
+async fn responses_written_before_exit_still_resolve_their_callers() {
+    let client = spawn(
+        r#"read a; read b; printf '{"id":0,"result":"first"}\n{"id":1,"result":"second"}\n'; exit 0"#,
+    );
+    let (a, b) = tokio::join!(
+        client.request("a", json!(null)),
+        client.request("b", json!(null))
+    );
+    assert_eq!(a.unwrap(), json!("first"));
+    assert_eq!(b.unwrap(), json!("second"));
+    let reason = client.closed().await;
+    assert_eq!(reason.exit_status().unwrap().code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_request_after_death_fails_at_once() {
+    let client = spawn("exit 5");
+    let reason = client.closed().await;
+    let started = Instant::now();
+    let err = client
+        .request("m", json!(null))
+        .timeout(None)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(50));
+    assert_eq!(err.to_string(), reason.to_string());
+    assert!(err.to_string().starts_with("server exited with status 5"));
+}
+
+#[tokio::test]
+async fn a_server_that_exits_before_answering_fails_the_request() {
+    let client = spawn("exit 0");
+    let err = client
+        .request("initialize", json!({}))
+        .timeout(None)
+        .await
+        .unwrap_err();
+    assert!(err.is_closed(), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_program_is_a_spawn_error_that_names_it() {
+    let err = Client::spawn(ServerCommand::new("/nonexistent/codex")).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("could not start server `/nonexistent/codex`"),
+        "{msg}"
+    );
+    assert!(!err.is_closed());
+}
+
+#[tokio::test]
+async fn closing_stdout_while_running_fails_pending_requests() {
+    let client = spawn("read a; exec 1>&-; exec sleep 30");
+    let pid = client.pid().unwrap();
+    let err = client
+        .request("m", json!(null))
+        .timeout(None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.close_reason(), Some(CloseReason::OutputClosed { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("closed its output"), "{err}");
+    // The dead connection still ends the process when closed.
+    let status = client.close().await.unwrap().unwrap();
+    assert!(!status.success());
+    wait_gone(pid).await;
+}
+
+#[tokio::test]
+async fn exit_is_seen_even_when_a_grandchild_holds_stdout_open() {
+    let client = spawn("read a; sleep 30 & exit 4");
+    let started = Instant::now();
+    let err = client
+        .request("m", json!(null))
+        .timeout(None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.close_reason().unwrap().exit_status().unwrap().code(),
+        Some(4)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_killed_server_fails_every_pending_request_at_once() {
+    let client = spawn("cat > /dev/null");
+    let calls: Vec<_> = (0..1000)
+        .map(|i| {
+            let c = client.clone();
+            tokio::spawn(async move { c.request("m", json!(i)).timeout(None).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let pid = client.pid().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    for call in calls {
+        let err = tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .expect("a request outlived the server")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "server was killed by signal 9; it wrote nothing to stderr"
+        );
+    }
+}
+
+#[tokio::test]
+async fn close_is_graceful_when_the_server_exits_on_stdin_eof() {
+    let client = spawn("cat > /dev/null; exit 0");
+    let started = Instant::now();
+    let status = client.close().await.unwrap().unwrap();
+    assert!(status.success());
+    assert!(started.elapsed() < Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn close_escalates_to_sigkill_when_the_server_ignores_eof_and_sigterm() {
+    let client = spawn("trap '' TERM; while :; do sleep 0.05; done");
+    let pid = client.pid().unwrap();
+    let status = client.close().await.unwrap().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9));
+    wait_gone(pid).await;
+}
+
+#[tokio::test]
+async fn close_sends_sigterm_to_a_server_that_ignores_stdin_eof() {
+    let client = spawn("while :; do sleep 0.05; done");
+    let status = client.close().await.unwrap().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15));
+}
+
+/// Starts a server that reports a background child's pid as a notification,
+/// then serves until its input ends.
+async fn server_with_grandchild(start_child: &str) -> (Client, u32, u32) {
+    let client = spawn(&format!(
+        r#"{start_child} & printf '{{"method":"child","params":%s}}\n' $!; cat > /dev/null"#
+    ));
+    let mut notes = client.subscribe(Filter::method("child"));
+    let grandchild = notes.next().await.unwrap().unwrap().params.unwrap();
+    let pid = client.pid().unwrap();
+    (client, pid, grandchild.as_u64().unwrap() as u32)
+}
+
+#[tokio::test]
+async fn dropping_the_client_kills_the_server_and_its_grandchildren() {
+    let (client, pid, grandchild) = server_with_grandchild("sleep 300").await;
+    assert!(!is_gone(grandchild));
+    drop(client);
+    wait_gone(pid).await;
+    wait_gone(grandchild).await;
+}
+
+#[tokio::test]
+async fn dropping_the_client_kills_a_grandchild_in_its_own_session() {
+    let (client, pid, grandchild) = server_with_grandchild("setsid sleep 300").await;
+    drop(client);
+    wait_gone(pid).await;
+    wait_gone(grandchild).await;
+}
+
+#[tokio::test]
+async fn close_leaves_no_grandchild_behind() {
+    let (client, pid, grandchild) = server_with_grandchild("sleep 300").await;
+    let status = client.close().await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    wait_gone(pid).await;
+    wait_gone(grandchild).await;
+}
+
+#[tokio::test]
+async fn a_stderr_flood_never_blocks_the_server_and_the_tail_stays_bounded() {
+    // 8 MiB of stderr with no newline, then 20,000 lines, then an answer.
+    let client = spawn(
+        r#"head -c 8388608 /dev/zero | tr '\0' x >&2; seq 1 20000 >&2; read a; printf '{"id":0,"result":"done"}\n'; echo bye >&2; exit 1"#,
+    );
+    let answer = client
+        .request("m", json!(null))
+        .timeout(Some(Duration::from_secs(30)))
+        .await;
+    assert_eq!(answer.unwrap(), json!("done"));
+    let reason = client.closed().await;
+    let tail = reason.stderr_tail();
+    assert!(tail.len() <= 64 * 1024 + 1, "tail is {} bytes", tail.len());
+    assert!(
+        tail.ends_with("19999\n20000\nbye\n"),
+        "{}",
+        &tail[tail.len() - 40..]
+    );
+}
+
+#[tokio::test]
+async fn env_and_cwd_reach_the_server() {
+    let dir = std::env::temp_dir();
+    let cmd = sh(r#"read a; printf '{"id":0,"result":["%s","%s","%s"]}\n' "$GREETING" "$(pwd)" "${HOME:-unset}""#)
+        .env_clear()
+        .env("GREETING", "hello")
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir(&dir);
+    let client = Client::spawn(cmd).unwrap();
+    let answer = client.request("m", json!(null)).await.unwrap();
+    let dir = dir.canonicalize().unwrap();
+    assert_eq!(answer, json!(["hello", dir.to_str().unwrap(), "unset"]));
+}
