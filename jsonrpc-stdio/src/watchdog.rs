@@ -48,10 +48,10 @@ pub enum Expired {
 pub struct Watchdog<S> {
     #[pin]
     inner: S,
-    #[pin]
-    idle_timer: Sleep,
-    #[pin]
-    budget_timer: Option<Sleep>,
+    // Boxed so that a watchdog over an `Unpin` stream is `Unpin` itself and
+    // `StreamExt::next` works on it without pinning.
+    idle_timer: Pin<Box<Sleep>>,
+    budget_timer: Option<Pin<Box<Sleep>>>,
     idle: Duration,
     budget: Option<Duration>,
     pause: Arc<PauseState>,
@@ -72,8 +72,8 @@ impl<S: Stream> Watchdog<S> {
     pub fn new(inner: S, idle: Duration, budget: Option<Duration>) -> Self {
         Watchdog {
             inner,
-            idle_timer: sleep(idle),
-            budget_timer: budget.map(sleep),
+            idle_timer: Box::pin(sleep(idle)),
+            budget_timer: budget.map(|b| Box::pin(sleep(b))),
             idle,
             budget,
             pause: Arc::default(),
@@ -130,8 +130,8 @@ impl<S: Stream> Stream for Watchdog<S> {
             *this.done = item.is_none();
             return Poll::Ready(item.map(Ok));
         }
-        if let Some(budget) = this.budget_timer.as_mut().as_pin_mut() {
-            if budget.poll(cx).is_ready() {
+        if let Some(budget) = this.budget_timer.as_mut() {
+            if budget.as_mut().poll(cx).is_ready() {
                 *this.done = true;
                 return Poll::Ready(Some(Err(Expired::Budget(this.budget.unwrap_or_default()))));
             }
@@ -197,7 +197,10 @@ mod tests {
         });
         let w = Watchdog::new(busy, IDLE, Some(Duration::from_secs(600)));
         let items: Vec<_> = w.collect().await;
-        assert_eq!(items.len(), 60);
+        // Items at 10 s, 20 s, ... 600 s: the one due with the budget still
+        // gets through, because the stream is polled before the timers.
+        assert_eq!(items.iter().filter(|i| i.is_ok()).count(), 60);
+        assert_eq!(items.len(), 61);
         assert_eq!(
             items.last(),
             Some(&Err(Expired::Budget(Duration::from_secs(600))))
