@@ -364,10 +364,7 @@ mod tests {
     fn recorded() -> (Responder, Arc<Mutex<Vec<ApprovalDecision>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
-        (
-            Responder::new(move |d| s.lock().unwrap().push(d)),
-            seen,
-        )
+        (Responder::new(move |d| s.lock().unwrap().push(d)), seen)
     }
 
     fn approval() -> Approval {

@@ -86,9 +86,8 @@ pub fn shell_join(argv: &[Value]) -> String {
         .map(|a| {
             let a = a.as_str().unwrap_or_default();
             let plain = !a.is_empty()
-                && a.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || "-_./=:@,+%^".contains(c)
-                });
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+%^".contains(c));
             if plain {
                 a.to_owned()
             } else {
@@ -200,11 +199,7 @@ fn text_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter_map(|x| {
-                    x.as_str()
-                        .map(str::to_owned)
-                        .or_else(|| str_of(x, "text"))
-                })
+                .filter_map(|x| x.as_str().map(str::to_owned).or_else(|| str_of(x, "text")))
                 .collect()
         })
         .unwrap_or_default()
@@ -435,7 +430,11 @@ pub fn map_legacy(method: &str, params: &Value) -> Option<TurnEvent> {
         "agent_reasoning_raw_content" | "agent_reasoning_section_break" => return None,
         "exec_command_begin" => TurnEvent::CommandStarted {
             item_id: m("call_id"),
-            command: shell_join(msg.get("command").and_then(Value::as_array).map_or(&[], |v| v)),
+            command: shell_join(
+                msg.get("command")
+                    .and_then(Value::as_array)
+                    .map_or(&[], |v| v),
+            ),
             cwd: str_of(msg, "cwd"),
         },
         "exec_command_output_delta" => TurnEvent::CommandOutputDelta {
@@ -445,12 +444,15 @@ pub fn map_legacy(method: &str, params: &Value) -> Option<TurnEvent> {
         "exec_command_end" => {
             let exit_code = msg.get("exit_code").and_then(Value::as_i64);
             let duration = msg.get("duration").unwrap_or(&Value::Null);
-            let duration_ms = u64_of(duration, "secs").map(|secs| {
-                secs * 1000 + u64_of(duration, "nanos").unwrap_or(0) / 1_000_000
-            });
+            let duration_ms = u64_of(duration, "secs")
+                .map(|secs| secs * 1000 + u64_of(duration, "nanos").unwrap_or(0) / 1_000_000);
             TurnEvent::CommandFinished {
                 item_id: m("call_id"),
-                command: shell_join(msg.get("command").and_then(Value::as_array).map_or(&[], |v| v)),
+                command: shell_join(
+                    msg.get("command")
+                        .and_then(Value::as_array)
+                        .map_or(&[], |v| v),
+                ),
                 status: if exit_code == Some(0) {
                     ItemStatus::Completed
                 } else {
@@ -476,7 +478,8 @@ pub fn map_legacy(method: &str, params: &Value) -> Option<TurnEvent> {
         },
         "mcp_tool_call_begin" | "mcp_tool_call_end" => {
             let inv = msg.get("invocation").unwrap_or(&Value::Null);
-            let (item_id, server, tool) = (m("call_id"), string(inv, "server"), string(inv, "tool"));
+            let (item_id, server, tool) =
+                (m("call_id"), string(inv, "server"), string(inv, "tool"));
             if ty == "mcp_tool_call_begin" {
                 TurnEvent::McpToolCallStarted {
                     item_id,
@@ -660,11 +663,11 @@ impl TurnDecoder {
                     self.open(string(item, "id"), "agentMessage");
                 }
             }
-            "item_completed" => {
-                if params.pointer("/msg/item/type").and_then(Value::as_str) == Some("AgentMessage")
-                {
-                    self.saw_item_completed = true;
-                }
+            "item_completed"
+                if params.pointer("/msg/item/type").and_then(Value::as_str)
+                    == Some("AgentMessage") =>
+            {
+                self.saw_item_completed = true;
             }
             "task_complete" => {
                 if let Some((message, codex_error_info)) = self.last_error.take() {
@@ -801,7 +804,10 @@ mod tests {
 
     #[test]
     fn base64_chunks_decode() {
-        assert_eq!(base64_decode("aGVsbG8tZnJvbS1zaGVsbAo="), b"hello-from-shell\n");
+        assert_eq!(
+            base64_decode("aGVsbG8tZnJvbS1zaGVsbAo="),
+            b"hello-from-shell\n"
+        );
     }
 
     #[test]
@@ -815,7 +821,10 @@ mod tests {
             }
         );
         let p = json!({"id": "", "msg": {}, "conversationId": "t1"});
-        assert_eq!(route_of("codex/event/mcp_startup_complete", &p).turn_id, None);
+        assert_eq!(
+            route_of("codex/event/mcp_startup_complete", &p).turn_id,
+            None
+        );
     }
 
     #[test]
@@ -832,7 +841,10 @@ mod tests {
 
     #[test]
     fn codex_error_info_may_be_a_string_or_an_object() {
-        for info in [json!("internalServerError"), json!({"responseStreamDisconnected": {}})] {
+        for info in [
+            json!("internalServerError"),
+            json!({"responseStreamDisconnected": {}}),
+        ] {
             let p = json!({"threadId": "t", "turn": {"id": "u", "status": "failed",
                 "error": {"message": "m", "codexErrorInfo": info}}});
             assert_eq!(
@@ -852,7 +864,11 @@ mod tests {
         let done = json!({"threadId": "t", "turn": {"id": "u", "status": "completed"}});
         assert_eq!(d.decode("turn/completed", &done).len(), 1);
         assert!(d.decode("turn/completed", &done).is_empty());
-        assert!(d.finish(TurnOutcome::ServerDied { message: "x".into() }).is_empty());
+        assert!(d
+            .finish(TurnOutcome::ServerDied {
+                message: "x".into()
+            })
+            .is_empty());
     }
 
     #[test]
@@ -867,7 +883,9 @@ mod tests {
             "error",
             &json!({"threadId": "t", "turnId": "u", "willRetry": true, "error": {"message": "Reconnecting... 1/5"}}),
         );
-        assert!(matches!(&ev[..], [TurnEvent::Retrying { abandoned_items, .. }] if abandoned_items == &["m1"]));
+        assert!(
+            matches!(&ev[..], [TurnEvent::Retrying { abandoned_items, .. }] if abandoned_items == &["m1"])
+        );
         let _ = ids;
     }
 }

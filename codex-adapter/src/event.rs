@@ -357,9 +357,9 @@ impl TurnOutcome {
             TimeLimit::Idle => format!(
                 "no event from codex for {secs} s: channel wedged; the turn was interrupted"
             ),
-            TimeLimit::Budget => format!(
-                "the turn ran past its budget of {secs} s; the turn was interrupted"
-            ),
+            TimeLimit::Budget => {
+                format!("the turn ran past its budget of {secs} s; the turn was interrupted")
+            }
         };
         TurnOutcome::TimedOut {
             turn_id: turn_id.to_owned(),

@@ -1,5 +1,120 @@
-//! Drive `codex app-server` (work in progress).
+//! Drive OpenAI's `codex app-server` from Rust: one process, many threads,
+//! each turn a typed event stream that always ends.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), codex_adapter::Error> {
+//! use futures::StreamExt;
+//! use codex_adapter::{AppServer, ApprovalPolicy, ThreadOptions, TurnEvent, TurnOptions};
+//!
+//! let server = AppServer::builder().spawn().await?; // codex from CODEX_BIN or PATH
+//! let thread = server.start_thread(ThreadOptions::default().cwd("/srv/work")).await?;
+//! let mut turn = thread
+//!     .start_turn_with("Run the tests", TurnOptions::default().approvals(ApprovalPolicy::Ask))
+//!     .await?;
+//! while let Some(event) = turn.next().await {
+//!     match event {
+//!         TurnEvent::AgentMessageDelta { delta, .. } => print!("{delta}"),
+//!         TurnEvent::ApprovalRequested(approval) => approval.accept(),
+//!         TurnEvent::Outcome(outcome) => println!("\n{outcome}"),
+//!         _ => {}
+//!     }
+//! }
+//! server.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Architecture
+//!
+//! | module | role |
+//! |---|---|
+//! | [`discover`] | find the codex binary (explicit, `$CODEX_BIN`, `$PATH`; npm shim → native binary) |
+//! | [`AppServer`] (`server`) | spawn + bounded handshake; threads; the router of server→client requests; per-thread turn locks |
+//! | [`Turn`] (`turn`) | one turn's stream: subscription + approvals, filtered by thread/turn id, under a watchdog |
+//! | [`decode`] | pure mapping of both wire families to [`TurnEvent`]; [`TurnDecoder`](decode::TurnDecoder) dedups and ends a turn once |
+//! | [`event`] | [`TurnEvent`], [`TurnOutcome`] and their JSON shape |
+//! | [`approval`] | [`Approval`] (a responder that declines when dropped), [`ApprovalPolicy`] |
+//! | [`Sessions`] (`sessions`) | one thread per caller key |
+//! | [`options`] | typed thread/turn options and input |
+//! | [`mock_model`] | a loopback Responses-API mock so real codex runs with no account |
+//! | [`reaper`] | end every process codex left behind (child subreaper) |
+//!
+//! The life of a turn: [`Thread::start_turn`] takes the thread's lock,
+//! subscribes to the connection's notifications and registers the thread's
+//! request route, **then** writes `turn/start` — so nothing codex sends for
+//! the turn is lost, even before the response. The [`Turn`] stream merges the
+//! notifications whose `threadId`/`conversationId` (and turn id) are its own
+//! with the approvals the router hands it, under an idle/budget watchdog
+//! (`jsonrpc_stdio::watchdog`). Each notification goes through a
+//! [`TurnDecoder`](decode::TurnDecoder), which reads one wire family (codex
+//! 0.72.0 sends every event twice and every text delta three times), tracks
+//! items, and emits exactly one [`TurnEvent::Outcome`]. When the outcome is
+//! yielded — completed, interrupted, failed, timed out, or app-server death —
+//! the lock and route are released. Dropping an unfinished turn sends
+//! `turn/interrupt`.
+//!
+//! # Failure
+//!
+//! | what happens | what the caller sees |
+//! |---|---|
+//! | codex binary missing | [`Error::NotFound`] saying where it looked and how to fix it |
+//! | app-server wedged at start-up | [`Error::HandshakeTimeout`] after 30 s (configurable) |
+//! | app-server exits during the handshake | [`Error::ServerDied`] with exit status and stderr tail |
+//! | app-server dies mid-turn | every open turn ends at once with [`TurnOutcome::ServerDied`]; later calls fail at once |
+//! | no event for 90 s / turn over 600 s | [`TurnOutcome::TimedOut`]; `turn/interrupt` sent; thread freed |
+//! | model error | [`TurnEvent::Error`], then [`TurnOutcome::Failed`] with `codex_error_info` |
+//! | approval not answered | a dropped [`Approval`] declines; never a JSON-RPC error (codex 0.72.0 hangs on one) |
+//!
+//! # `--json` output of `codex_turn`
+//!
+//! One JSON object per line: each [`TurnEvent`] with a snake_case `"type"`
+//! (`turn_started`, `agent_message_delta`, `agent_message`,
+//! `reasoning_delta`, `reasoning`, `command_started`, `command_output_delta`,
+//! `command_finished`, `file_change_started`, `file_change_output_delta`,
+//! `file_change_finished`, `mcp_tool_call_started`, `mcp_tool_call_finished`,
+//! `web_search`, `plan_updated`, `diff_updated`, `token_usage`,
+//! `approval_requested`, `retrying`, `error`, `warning`, `item_abandoned`,
+//! `other`) and its fields in snake_case, then one last line
+//! `{"type":"outcome","status":...}` where `status` is `completed`
+//! (`last_agent_message`), `interrupted`, `failed` (`message`,
+//! `codex_error_info`), `timed_out` (`limit`, `after_secs`, `message`) or
+//! `server_died` (`message`):
+//!
+//! ```
+//! use codex_adapter::{TurnEvent, TurnOutcome};
+//! let delta = TurnEvent::AgentMessageDelta { item_id: "msg_1".into(), delta: "Hi".into() };
+//! assert_eq!(
+//!     serde_json::to_string(&delta).unwrap(),
+//!     r#"{"type":"agent_message_delta","item_id":"msg_1","delta":"Hi"}"#
+//! );
+//! let end = TurnEvent::Outcome(TurnOutcome::Completed {
+//!     turn_id: "0".into(),
+//!     last_agent_message: Some("Hi".into()),
+//! });
+//! assert_eq!(
+//!     serde_json::to_string(&end).unwrap(),
+//!     r#"{"type":"outcome","status":"completed","turn_id":"0","last_agent_message":"Hi"}"#
+//! );
+//! ```
+
 pub mod approval;
 pub mod decode;
+pub mod discover;
 pub mod event;
 pub mod mock_model;
+pub mod options;
+pub mod reaper;
+
+mod error;
+mod server;
+mod sessions;
+mod turn;
+
+pub use approval::{Approval, ApprovalDecision, ApprovalKind, ApprovalPolicy};
+pub use error::Error;
+pub use event::{TurnEvent, TurnOutcome};
+pub use options::{
+    AskForApproval, InputItem, SandboxMode, ThreadOptions, TurnInput, TurnLimits, TurnOptions,
+};
+pub use server::{AppServer, AppServerBuilder, Thread};
+pub use sessions::Sessions;
+pub use turn::{Interrupter, Turn, TurnSummary};

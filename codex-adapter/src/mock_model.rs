@@ -475,7 +475,8 @@ async fn respond(
         json!({"type": "response.created", "response": {"id": resp_id}}),
     )
     .await?;
-    let completed = json!({"type": "response.completed", "response": {"id": resp_id, "usage": usage()}});
+    let completed =
+        json!({"type": "response.completed", "response": {"id": resp_id, "usage": usage()}});
     match reply {
         Reply::Text { chunks, delay } => {
             message(stream, id, &chunks, delay).await?;
@@ -483,19 +484,28 @@ async fn respond(
         }
         Reply::Disconnect { chunks } => {
             let msg_id = format!("msg_{id}");
-            event(stream, json!({"type": "response.output_item.added", "output_index": 0,
-                "item": {"type": "message", "role": "assistant", "id": msg_id, "content": []}}))
+            event(
+                stream,
+                json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"type": "message", "role": "assistant", "id": msg_id, "content": []}}),
+            )
             .await?;
             for chunk in &chunks {
-                event(stream, json!({"type": "response.output_text.delta", "item_id": msg_id,
-                    "output_index": 0, "content_index": 0, "delta": chunk}))
+                event(
+                    stream,
+                    json!({"type": "response.output_text.delta", "item_id": msg_id,
+                    "output_index": 0, "content_index": 0, "delta": chunk}),
+                )
                 .await?;
             }
         }
         Reply::Shell { command } => {
             let tools = request.tools();
             let call = if tools.iter().any(|(n, _)| n == "shell") {
-                ("shell", json!({"command": ["bash", "-lc", command]}).to_string())
+                (
+                    "shell",
+                    json!({"command": ["bash", "-lc", command]}).to_string(),
+                )
             } else {
                 ("exec_command", json!({"cmd": command}).to_string())
             };
@@ -520,12 +530,19 @@ async fn respond(
                     "call_id": format!("call_{id}"), "name": "exec_command",
                     "arguments": json!({"cmd": format!("apply_patch <<'PATCH'\n{patch}PATCH\n")}).to_string()}),
             };
-            event(stream, json!({"type": "response.output_item.done", "output_index": 0, "item": item})).await?;
+            event(
+                stream,
+                json!({"type": "response.output_item.done", "output_index": 0, "item": item}),
+            )
+            .await?;
             event(stream, completed).await?;
         }
         Reply::Failed { message } => {
-            event(stream, json!({"type": "response.failed", "response": {"id": resp_id,
-                "error": {"code": "server_error", "message": message}}}))
+            event(
+                stream,
+                json!({"type": "response.failed", "response": {"id": resp_id,
+                "error": {"code": "server_error", "message": message}}}),
+            )
             .await?;
         }
         Reply::Stall => {
@@ -543,21 +560,30 @@ async fn message(
     delay: Duration,
 ) -> std::io::Result<()> {
     let msg_id = format!("msg_{id}");
-    event(stream, json!({"type": "response.output_item.added", "output_index": 0,
-        "item": {"type": "message", "role": "assistant", "id": msg_id, "content": []}}))
+    event(
+        stream,
+        json!({"type": "response.output_item.added", "output_index": 0,
+        "item": {"type": "message", "role": "assistant", "id": msg_id, "content": []}}),
+    )
     .await?;
     for chunk in chunks {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        event(stream, json!({"type": "response.output_text.delta", "item_id": msg_id,
-            "output_index": 0, "content_index": 0, "delta": chunk}))
+        event(
+            stream,
+            json!({"type": "response.output_text.delta", "item_id": msg_id,
+            "output_index": 0, "content_index": 0, "delta": chunk}),
+        )
         .await?;
     }
     let text: String = chunks.concat();
-    event(stream, json!({"type": "response.output_item.done", "output_index": 0,
+    event(
+        stream,
+        json!({"type": "response.output_item.done", "output_index": 0,
         "item": {"type": "message", "role": "assistant", "id": msg_id,
-                 "content": [{"type": "output_text", "text": text}]}}))
+                 "content": [{"type": "output_text", "text": text}]}}),
+    )
     .await
 }
 
@@ -610,7 +636,10 @@ impl CodexHome {
     /// A temporary home whose `config.toml` points at `model`.
     pub fn for_mock(model: &MockModel) -> std::io::Result<CodexHome> {
         let home = CodexHome::new()?;
-        std::fs::write(home.path.join("config.toml"), mock_config_toml(&model.base_url()))?;
+        std::fs::write(
+            home.path.join("config.toml"),
+            mock_config_toml(&model.base_url()),
+        )?;
         Ok(home)
     }
 
@@ -651,7 +680,11 @@ mod tests {
     #[tokio::test]
     async fn a_text_reply_streams_deltas_and_ends_the_body() {
         let model = MockModel::start_default().await.unwrap();
-        let addr = model.base_url().trim_start_matches("http://").trim_end_matches("/v1").to_owned();
+        let addr = model
+            .base_url()
+            .trim_start_matches("http://")
+            .trim_end_matches("/v1")
+            .to_owned();
         let out = post(&addr, &prompt("say hi")).await;
         assert!(out.starts_with("HTTP/1.1 200 OK"));
         assert!(out.contains("content-type: text/event-stream"));
@@ -669,7 +702,11 @@ mod tests {
     #[tokio::test]
     async fn a_chunked_request_body_is_read() {
         let model = MockModel::start_default().await.unwrap();
-        let addr = model.base_url().trim_start_matches("http://").trim_end_matches("/v1").to_owned();
+        let addr = model
+            .base_url()
+            .trim_start_matches("http://")
+            .trim_end_matches("/v1")
+            .to_owned();
         let body = prompt("http500");
         let mut s = TcpStream::connect(&addr).await.unwrap();
         let req = format!(
@@ -704,6 +741,9 @@ mod tests {
                 command: "echo hi".into()
             }
         );
-        assert_eq!(default_script(&req("http500")), Reply::HttpError { status: 500 });
+        assert_eq!(
+            default_script(&req("http500")),
+            Reply::HttpError { status: 500 }
+        );
     }
 }

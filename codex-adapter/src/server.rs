@@ -1,0 +1,544 @@
+//! The app-server process, its handshake, its threads, and the routing of
+//! server→client requests (approvals) to the turn they belong to.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use jsonrpc_stdio::{Client, ErrorCode, Filter, IncomingRequest, ServerCommand};
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+use crate::approval::{approval_from_request, ApprovalDecision, ApprovalPolicy};
+use crate::decode::Family;
+use crate::error::Error;
+use crate::options::{ThreadOptions, TurnInput, TurnLimits, TurnOptions};
+use crate::turn::{Turn, TurnSummary};
+
+/// Settings for an [`AppServer`]. Start from [`AppServer::builder`].
+#[derive(Debug, Clone)]
+pub struct AppServerBuilder {
+    codex: Option<PathBuf>,
+    args: Vec<OsString>,
+    env: Vec<(OsString, Option<OsString>)>,
+    cwd: Option<PathBuf>,
+    client_name: String,
+    client_version: String,
+    handshake_timeout: Duration,
+    request_timeout: Duration,
+    limits: TurnLimits,
+    approvals: ApprovalPolicy,
+    family: Family,
+}
+
+impl Default for AppServerBuilder {
+    fn default() -> Self {
+        AppServerBuilder {
+            codex: None,
+            args: vec!["app-server".into()],
+            env: Vec::new(),
+            cwd: None,
+            client_name: "codex_adapter".into(),
+            client_version: env!("CARGO_PKG_VERSION").into(),
+            handshake_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            limits: TurnLimits::default(),
+            approvals: ApprovalPolicy::default(),
+            family: Family::V2,
+        }
+    }
+}
+
+impl AppServerBuilder {
+    /// The codex binary (default: `$CODEX_BIN`, then `codex` on `$PATH`; see
+    /// [`find_codex`](crate::discover::find_codex)).
+    pub fn codex(mut self, path: impl Into<PathBuf>) -> Self {
+        self.codex = Some(path.into());
+        self
+    }
+
+    /// Replaces the arguments (default `app-server`).
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Self {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets an environment variable of the app-server (e.g. an API key).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Removes an environment variable from the app-server's environment.
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), None));
+        self
+    }
+
+    /// Sets `CODEX_HOME` (config, sessions, auth) for the app-server.
+    pub fn codex_home(self, dir: impl Into<PathBuf>) -> Self {
+        let dir: PathBuf = dir.into();
+        self.env("CODEX_HOME", dir)
+    }
+
+    /// The app-server's working directory.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// The `clientInfo` sent in `initialize`.
+    pub fn client_info(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.client_name = name.into();
+        self.client_version = version.into();
+        self
+    }
+
+    /// The bound on each handshake step (default 30 s).
+    pub fn handshake_timeout(mut self, after: Duration) -> Self {
+        self.handshake_timeout = after;
+        self
+    }
+
+    /// The bound on `thread/start`, `turn/start` and other calls (default 30 s).
+    pub fn request_timeout(mut self, after: Duration) -> Self {
+        self.request_timeout = after;
+        self
+    }
+
+    /// The default watchdog limits of turns (default 90 s idle, 600 s budget).
+    pub fn turn_limits(mut self, limits: TurnLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The default approval policy of turns (default: decline everything).
+    pub fn approvals(mut self, policy: ApprovalPolicy) -> Self {
+        self.approvals = policy;
+        self
+    }
+
+    /// Which notification family turns read (default [`Family::V2`], right
+    /// for every codex that has `thread/start`).
+    pub fn family(mut self, family: Family) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// Starts `codex app-server` and completes the handshake.
+    ///
+    /// # Cancel safety
+    /// Dropping the future kills the process if it was started.
+    pub async fn spawn(self) -> Result<AppServer, Error> {
+        let program = crate::discover::find_codex(self.codex.as_deref())?;
+        let mut command = ServerCommand::new(program).args(self.args.clone());
+        for (k, v) in &self.env {
+            command = match v {
+                Some(v) => command.env(k, v),
+                None => command.env_remove(k),
+            };
+        }
+        if let Some(dir) = &self.cwd {
+            command = command.current_dir(dir);
+        }
+        let client = Client::builder()
+            .request_timeout(Some(self.request_timeout))
+            .spawn(command)
+            .map_err(Error::Spawn)?;
+        self.handshake(client).await
+    }
+
+    /// Speaks to an app-server over any pair of streams (a socket, a
+    /// `tokio::io::duplex` in tests) and completes the handshake.
+    ///
+    /// # Cancel safety
+    /// Dropping the future drops the connection.
+    pub async fn connect<R, W>(self, reader: R, writer: W) -> Result<AppServer, Error>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let client = Client::builder()
+            .request_timeout(Some(self.request_timeout))
+            .connect(reader, writer);
+        self.handshake(client).await
+    }
+
+    async fn handshake(self, client: Client) -> Result<AppServer, Error> {
+        let params =
+            json!({"clientInfo": {"name": self.client_name, "version": self.client_version}});
+        let init = client
+            .request("initialize", params)
+            .timeout(Some(self.handshake_timeout))
+            .await
+            .map_err(|e| match e {
+                jsonrpc_stdio::Error::Timeout { after, .. } => Error::HandshakeTimeout {
+                    method: "initialize",
+                    after,
+                },
+                e => Error::from_rpc("initialize", e),
+            })?;
+        client
+            .notify("initialized", Value::Null)
+            .map_err(|e| Error::from_rpc("initialized", e))?;
+        let user_agent = init
+            .get("userAgent")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(AppServer::new(client, user_agent, self))
+    }
+}
+
+/// A request from codex waiting for an answer. Dropped unanswered, an
+/// approval is declined (never answered with an error: codex 0.72.0 would
+/// hang), and anything else gets "method not found".
+pub(crate) struct Pending(Option<IncomingRequest>);
+
+impl Pending {
+    pub(crate) fn take(mut self) -> IncomingRequest {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl From<IncomingRequest> for Pending {
+    fn from(req: IncomingRequest) -> Self {
+        Pending(Some(req))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(req) = self.0.take() {
+            answer_unrouted(req, ApprovalDecision::Decline);
+        }
+    }
+}
+
+/// Answers a request no turn takes: approvals get `decision`, anything else
+/// "method not found".
+fn answer_unrouted(req: IncomingRequest, decision: ApprovalDecision) {
+    let params = req.params().cloned().unwrap_or(Value::Null);
+    match approval_from_request(req.method(), &params) {
+        Some((dialect, _)) => {
+            tracing::debug!(
+                method = req.method(),
+                ?decision,
+                "answering approval with no turn to ask"
+            );
+            let _ = req.respond_ok(decision.to_wire(dialect));
+        }
+        None => {
+            let message = format!("codex-adapter does not handle `{}`", req.method());
+            let _ = req.respond_err(ErrorCode::METHOD_NOT_FOUND, message);
+        }
+    }
+}
+
+type Routes = Mutex<HashMap<String, mpsc::UnboundedSender<Pending>>>;
+
+pub(crate) struct Inner {
+    pub(crate) client: Client,
+    user_agent: String,
+    pub(crate) request_timeout: Duration,
+    pub(crate) limits: TurnLimits,
+    pub(crate) approvals: ApprovalPolicy,
+    pub(crate) family: Family,
+    /// Thread id → the request channel of its running turn. Owned here; a
+    /// turn's [`RouteGuard`] removes its entry. The router holds it weakly.
+    routes: Arc<Routes>,
+    /// Thread id → its turn lock. One lock per thread id, however many
+    /// [`Thread`] handles exist.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    router: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.router.abort();
+    }
+}
+
+/// A running `codex app-server`: one process, many threads. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), codex_adapter::Error> {
+/// use codex_adapter::{AppServer, ThreadOptions};
+///
+/// let server = AppServer::builder().spawn().await?;
+/// let thread = server.start_thread(ThreadOptions::default()).await?;
+/// let summary = thread.run("Say hello").await?;
+/// println!("{:?}", summary.final_text);
+/// server.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AppServer {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppServer")
+            .field("pid", &self.inner.client.pid())
+            .field("user_agent", &self.inner.user_agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppServer {
+    /// Settings for a new app-server.
+    pub fn builder() -> AppServerBuilder {
+        AppServerBuilder::default()
+    }
+
+    fn new(client: Client, user_agent: String, b: AppServerBuilder) -> AppServer {
+        let routes: Arc<Routes> = Arc::default();
+        // The router owns the one stream of server→client requests and hands
+        // each to the turn of its thread. Registering it before any thread
+        // exists means no approval can arrive unrouted-by-accident.
+        let mut requests = client.requests(Filter::All);
+        let router_routes = Arc::downgrade(&routes);
+        let default_decision = b.approvals.automatic().unwrap_or(ApprovalDecision::Decline);
+        let router = tokio::spawn(async move {
+            while let Some(req) = requests.next().await {
+                let params = req.params().cloned().unwrap_or(Value::Null);
+                let thread = crate::decode::route_of(req.method(), &params)
+                    .thread_id
+                    .map(str::to_owned);
+                let Some(routes) = router_routes.upgrade() else {
+                    answer_unrouted(req, default_decision);
+                    continue;
+                };
+                let sender = thread.and_then(|t| routes.lock().expect("routes").get(&t).cloned());
+                match sender {
+                    Some(tx) => {
+                        if let Err(mpsc::error::SendError(pending)) = tx.send(Pending(Some(req))) {
+                            answer_unrouted(pending.take(), default_decision);
+                        }
+                    }
+                    None => answer_unrouted(req, default_decision),
+                }
+            }
+        });
+        let inner = Inner {
+            client,
+            user_agent,
+            request_timeout: b.request_timeout,
+            limits: b.limits,
+            approvals: b.approvals,
+            family: b.family,
+            routes,
+            locks: Mutex::new(HashMap::new()),
+            router,
+        };
+        AppServer {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// What codex said it is in `initialize` (e.g. `codex_cli_rs/0.72.0 …`).
+    pub fn user_agent(&self) -> &str {
+        &self.inner.user_agent
+    }
+
+    /// The app-server's process id, when this adapter started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.inner.client.pid()
+    }
+
+    /// The JSON-RPC connection, for calls this crate does not wrap.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// Why the app-server died, if it did.
+    pub fn death(&self) -> Option<String> {
+        self.inner.client.close_reason().map(|r| r.to_string())
+    }
+
+    /// Resolves when the app-server dies, with the cause.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only watches.
+    pub async fn died(&self) -> String {
+        self.inner.client.closed().await.to_string()
+    }
+
+    /// Ends the app-server gracefully (close stdin, SIGTERM, SIGKILL, reap).
+    /// Open turns end with [`TurnOutcome::ServerDied`](crate::TurnOutcome::ServerDied).
+    ///
+    /// # Cancel safety
+    /// Dropping the future stops waiting; the process is still killed when
+    /// the last handle is dropped.
+    pub async fn close(&self) -> Option<std::process::ExitStatus> {
+        self.inner.client.close().await.ok().flatten()
+    }
+
+    pub(crate) async fn call(&self, method: &str, params: Value) -> Result<Value, Error> {
+        if let Some(reason) = self.inner.client.close_reason() {
+            return Err(Error::ServerDied(reason.to_string()));
+        }
+        self.inner
+            .client
+            .request(method, params)
+            .timeout(Some(self.inner.request_timeout))
+            .await
+            .map_err(|e| Error::from_rpc(method, e))
+    }
+
+    /// Starts a thread (`thread/start`).
+    ///
+    /// # Cancel safety
+    /// Dropping the future may leave an unused thread in codex.
+    pub async fn start_thread(&self, options: ThreadOptions) -> Result<Thread, Error> {
+        let result = self
+            .call("thread/start", Value::Object(options.to_params()))
+            .await?;
+        self.thread_from("thread/start", &result)
+    }
+
+    /// Resumes a thread by id (`thread/resume`).
+    ///
+    /// # Cancel safety
+    /// Dropping the future may leave the thread loaded in codex.
+    pub async fn resume_thread(
+        &self,
+        thread_id: &str,
+        options: ThreadOptions,
+    ) -> Result<Thread, Error> {
+        let mut params = options.to_params();
+        params.insert("threadId".into(), thread_id.into());
+        let result = self.call("thread/resume", Value::Object(params)).await?;
+        self.thread_from("thread/resume", &result)
+    }
+
+    fn thread_from(&self, method: &str, result: &Value) -> Result<Thread, Error> {
+        let id = result
+            .pointer("/thread/id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Protocol {
+                method: method.into(),
+                detail: format!("no thread.id in {result}"),
+            })?
+            .to_owned();
+        let lock = self
+            .inner
+            .locks
+            .lock()
+            .expect("locks")
+            .entry(id.clone())
+            .or_default()
+            .clone();
+        Ok(Thread {
+            id,
+            model: result
+                .get("model")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            server: self.clone(),
+            lock,
+        })
+    }
+
+    /// Registers the request channel of `thread_id`'s turn.
+    pub(crate) fn route(&self, thread_id: &str) -> (RouteGuard, mpsc::UnboundedReceiver<Pending>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner
+            .routes
+            .lock()
+            .expect("routes")
+            .insert(thread_id.to_owned(), tx);
+        (
+            RouteGuard {
+                server: Arc::downgrade(&self.inner),
+                thread_id: thread_id.to_owned(),
+            },
+            rx,
+        )
+    }
+}
+
+/// Removes a turn's request route when the turn ends.
+pub(crate) struct RouteGuard {
+    server: std::sync::Weak<Inner>,
+    thread_id: String,
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.server.upgrade() {
+            inner.routes.lock().expect("routes").remove(&self.thread_id);
+        }
+    }
+}
+
+/// A codex thread (a conversation). Cheap to clone; one turn runs at a time.
+#[derive(Clone)]
+pub struct Thread {
+    id: String,
+    model: Option<String>,
+    pub(crate) server: AppServer,
+    pub(crate) lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Thread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Thread")
+            .field("id", &self.id)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Thread {
+    /// codex's thread id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The model codex chose for the thread, as it reported it.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// The app-server this thread lives in.
+    pub fn server(&self) -> &AppServer {
+        &self.server
+    }
+
+    /// Starts a turn with default options. See [`start_turn_with`](Self::start_turn_with).
+    ///
+    /// # Cancel safety
+    /// As for [`start_turn_with`](Self::start_turn_with).
+    pub async fn start_turn(&self, input: impl Into<TurnInput>) -> Result<Turn, Error> {
+        self.start_turn_with(input, TurnOptions::default()).await
+    }
+
+    /// Starts a turn and returns its event stream. Waits while another turn
+    /// of this thread runs; fails at once if the app-server is dead.
+    ///
+    /// # Cancel safety
+    /// Dropping the future while it waits for the thread's lock does nothing.
+    /// Dropping it after `turn/start` was sent does not leave the turn
+    /// running unattended: the turn is interrupted as soon as codex names it.
+    pub async fn start_turn_with(
+        &self,
+        input: impl Into<TurnInput>,
+        options: TurnOptions,
+    ) -> Result<Turn, Error> {
+        Turn::start(self, input.into(), options).await
+    }
+
+    /// Runs a whole turn and collects it (see [`Turn::collect_summary`]).
+    ///
+    /// # Cancel safety
+    /// Dropping the future interrupts the turn.
+    pub async fn run(&self, input: impl Into<TurnInput>) -> Result<TurnSummary, Error> {
+        Ok(self.start_turn(input).await?.collect_summary().await)
+    }
+}

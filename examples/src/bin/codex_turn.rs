@@ -1,0 +1,348 @@
+//! `codex_turn`: run one codex turn and stream it.
+//!
+//! ```text
+//! codex_turn [--codex PATH] [--cwd DIR] [--model M] [--approval-policy P]
+//!            [--sandbox S] [--approve accept|decline] [--idle-timeout SECS]
+//!            [--turn-timeout SECS] [--json] [--mock-model] PROMPT
+//! ```
+//!
+//! Streams the agent's text to stdout as it arrives (commands, approvals and
+//! the outcome go to stderr), or with `--json` prints each event as one JSON
+//! line and then one outcome line (the shape is documented in the
+//! `codex_adapter` crate docs). `--mock-model` runs a real codex against an
+//! embedded loopback mock model with a temporary `CODEX_HOME`; otherwise
+//! `CODEX_HOME` is honoured.
+//!
+//! Exit status: 0 completed, 1 failed, 2 interrupted (Ctrl-C) or timed out,
+//! 3 the app-server died or could not start, 64 bad usage.
+//!
+//! Ctrl-C interrupts the turn (`turn/interrupt`), and on the way out every
+//! process codex started is ended: this program makes itself the subreaper
+//! of its descendants, so commands codex ran in sessions of their own are
+//! found and reaped too.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use codex_adapter::mock_model::{CodexHome, MockModel};
+use codex_adapter::{
+    reaper, AppServer, ApprovalDecision, ApprovalPolicy, AskForApproval, SandboxMode,
+    ThreadOptions, TurnEvent, TurnLimits, TurnOptions, TurnOutcome,
+};
+use futures::StreamExt;
+use tokio::signal::unix::{signal, SignalKind};
+
+const USAGE: &str = "usage: codex_turn [--codex PATH] [--cwd DIR] [--model M] \
+[--approval-policy untrusted|on-failure|on-request|never] \
+[--sandbox read-only|workspace-write|danger-full-access] [--approve accept|decline] \
+[--idle-timeout SECS] [--turn-timeout SECS] [--json] [--mock-model] PROMPT";
+
+/// Exit status for bad usage (sysexits' EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+/// Exit status when the app-server died or could not start.
+const EXIT_SERVER: u8 = 3;
+
+#[derive(Debug, Default)]
+struct Args {
+    codex: Option<PathBuf>,
+    cwd: Option<PathBuf>,
+    model: Option<String>,
+    approval_policy: Option<AskForApproval>,
+    sandbox: Option<SandboxMode>,
+    approve: Option<ApprovalDecision>,
+    idle: Option<Duration>,
+    budget: Option<Duration>,
+    json: bool,
+    mock_model: bool,
+    prompt: String,
+}
+
+fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut args = Args::default();
+    let mut prompt: Vec<String> = Vec::new();
+    let secs = |v: String, flag: &str| -> Result<Duration, String> {
+        v.parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0 && s.is_finite())
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| format!("{flag} wants a positive number of seconds, not {v:?}"))
+    };
+    while let Some(arg) = argv.next() {
+        let mut value = |flag: &str| argv.next().ok_or_else(|| format!("{flag} needs a value"));
+        match arg.as_str() {
+            "--codex" => args.codex = Some(value("--codex")?.into()),
+            "--cwd" => args.cwd = Some(value("--cwd")?.into()),
+            "--model" => args.model = Some(value("--model")?),
+            "--approval-policy" => {
+                args.approval_policy = Some(value("--approval-policy")?.parse()?)
+            }
+            "--sandbox" => args.sandbox = Some(value("--sandbox")?.parse()?),
+            "--approve" => {
+                let v = value("--approve")?;
+                args.approve = Some(match v.as_str() {
+                    "accept" | "decline" => v.parse()?,
+                    other => {
+                        return Err(format!("--approve takes accept or decline, not {other:?}"))
+                    }
+                });
+            }
+            "--idle-timeout" => args.idle = Some(secs(value("--idle-timeout")?, "--idle-timeout")?),
+            "--turn-timeout" => {
+                args.budget = Some(secs(value("--turn-timeout")?, "--turn-timeout")?)
+            }
+            "--json" => args.json = true,
+            "--mock-model" => args.mock_model = true,
+            "-h" | "--help" => return Err(String::new()),
+            "--" => prompt.extend(argv.by_ref()),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            _ => prompt.push(arg),
+        }
+    }
+    if prompt.is_empty() {
+        return Err("missing PROMPT".into());
+    }
+    args.prompt = prompt.join(" ");
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("codex_turn: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    // Before any child exists: whatever codex leaves behind comes back to us.
+    if let Err(e) = reaper::become_subreaper() {
+        eprintln!("codex_turn: warning: cannot become a child subreaper ({e}); commands codex started may outlive it");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("codex_turn: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_SERVER);
+        }
+    };
+    let code = runtime.block_on(run(args));
+    ExitCode::from(code)
+}
+
+async fn run(args: Args) -> u8 {
+    // The mock model and its CODEX_HOME live until the end of this function.
+    let mut mock = None;
+    let mut builder = AppServer::builder()
+        .client_info("codex_turn", env!("CARGO_PKG_VERSION"))
+        .approvals(ApprovalPolicy::Decide(
+            args.approve.unwrap_or(ApprovalDecision::Decline),
+        ));
+    if let Some(codex) = &args.codex {
+        builder = builder.codex(codex);
+    }
+    if args.mock_model {
+        let started = async {
+            let model = MockModel::start_default().await?;
+            let home = CodexHome::for_mock(&model)?;
+            Ok::<_, std::io::Error>((model, home))
+        };
+        match started.await {
+            Ok((model, home)) => {
+                builder = builder.codex_home(home.path());
+                mock = Some((model, home));
+            }
+            Err(e) => {
+                eprintln!("codex_turn: cannot start the mock model: {e}");
+                return EXIT_SERVER;
+            }
+        }
+    }
+    let mut limits = TurnLimits::default();
+    if let Some(idle) = args.idle {
+        limits.idle = idle;
+    }
+    if let Some(budget) = args.budget {
+        limits.budget = budget;
+    }
+    builder = builder.turn_limits(limits);
+
+    let server = match builder.spawn().await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("codex_turn: {e}");
+            return EXIT_SERVER;
+        }
+    };
+    let code = run_turn(&server, &args).await;
+    // Graceful first (codex cleans up its commands on SIGTERM), then
+    // whatever is left of the process tree.
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.close()).await;
+    let left = reaper::end_descendants(Duration::from_secs(2)).await;
+    if !left.is_empty() {
+        eprintln!("codex_turn: warning: processes still running after cleanup: {left:?}");
+    }
+    drop(mock);
+    code
+}
+
+async fn run_turn(server: &AppServer, args: &Args) -> u8 {
+    let cwd = args.cwd.clone().or_else(|| std::env::current_dir().ok());
+    let mut options = ThreadOptions::default();
+    options.cwd = cwd;
+    options.model.clone_from(&args.model);
+    options.approval_policy = args.approval_policy;
+    options.sandbox = args.sandbox;
+    let thread = match server.start_thread(options).await {
+        Ok(thread) => thread,
+        Err(e) => {
+            eprintln!("codex_turn: {e}");
+            return if e.is_server_dead() { EXIT_SERVER } else { 1 };
+        }
+    };
+    let mut turn = match thread
+        .start_turn_with(args.prompt.as_str(), TurnOptions::default())
+        .await
+    {
+        Ok(turn) => turn,
+        Err(e) => {
+            eprintln!("codex_turn: {e}");
+            return if e.is_server_dead() { EXIT_SERVER } else { 1 };
+        }
+    };
+    let (mut sigint, mut sigterm) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        _ => {
+            eprintln!("codex_turn: cannot install signal handlers");
+            return 1;
+        }
+    };
+    let interrupter = turn.interrupter();
+    let mut interrupted = false;
+    let mut stdout = std::io::stdout().lock();
+    let outcome = loop {
+        let event = tokio::select! {
+            event = turn.next() => event,
+            _ = sigint.recv(), if !interrupted => { interrupted = true; None }
+            _ = sigterm.recv(), if !interrupted => { interrupted = true; None }
+        };
+        let event = match event {
+            Some(event) => event,
+            None if interrupted && !turn.is_finished() => {
+                eprintln!("\ncodex_turn: interrupting the turn");
+                let interrupter = interrupter.clone();
+                // The stream then ends with `interrupted`; if codex does not
+                // answer, the watchdog or death ends it.
+                tokio::spawn(async move { interrupter.interrupt().await });
+                continue;
+            }
+            None => break None,
+        };
+        if args.json {
+            let line = serde_json::to_string(&event).unwrap_or_else(|e| {
+                format!(r#"{{"type":"error","message":"cannot serialize event: {e}"}}"#)
+            });
+            let _ = writeln!(stdout, "{line}");
+            let _ = stdout.flush();
+        } else {
+            show(&mut stdout, &event);
+        }
+        if let TurnEvent::Outcome(outcome) = event {
+            break Some(outcome);
+        }
+    };
+    let outcome = outcome.unwrap_or_else(|| TurnOutcome::ServerDied {
+        message: "the turn ended without an outcome".into(),
+    });
+    if !args.json {
+        let _ = writeln!(stdout);
+        eprintln!("codex_turn: {outcome}");
+    }
+    let code = outcome.exit_code();
+    // Interrupted by the user counts as interrupted even if codex finished first.
+    if interrupted && code == 0 {
+        return 2;
+    }
+    code as u8
+}
+
+/// Human-readable streaming: the agent's text on stdout, the rest on stderr.
+fn show(stdout: &mut impl Write, event: &TurnEvent) {
+    match event {
+        TurnEvent::AgentMessageDelta { delta, .. } => {
+            let _ = write!(stdout, "{delta}");
+            let _ = stdout.flush();
+        }
+        TurnEvent::AgentMessage { .. } => {
+            let _ = writeln!(stdout);
+        }
+        TurnEvent::CommandStarted { command, .. } => eprintln!("\n$ {command}"),
+        TurnEvent::CommandFinished {
+            status, exit_code, ..
+        } => eprintln!("  -> {status:?} (exit code {exit_code:?})"),
+        TurnEvent::FileChangeStarted { changes, .. } => {
+            for c in changes {
+                eprintln!("\npatch: {} {}", c.kind, c.path);
+            }
+        }
+        TurnEvent::ApprovalRequested(a) => {
+            eprintln!("approval for {} answered {:?}", a.item_id(), a.decision())
+        }
+        TurnEvent::Retrying { message, .. } => eprintln!("\nretrying: {message}"),
+        TurnEvent::Error { message, .. } => eprintln!("\nerror: {message}"),
+        TurnEvent::Warning { message } => eprintln!("warning: {message}"),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &[&str]) -> Result<Args, String> {
+        parse_args(s.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn flags_and_prompt_are_parsed() {
+        let a = parse(&[
+            "--json",
+            "--mock-model",
+            "--approve",
+            "accept",
+            "--idle-timeout",
+            "1.5",
+            "Say",
+            "hi",
+        ])
+        .unwrap();
+        assert!(a.json && a.mock_model);
+        assert_eq!(a.approve, Some(ApprovalDecision::Accept));
+        assert_eq!(a.idle, Some(Duration::from_millis(1500)));
+        assert_eq!(a.prompt, "Say hi");
+    }
+
+    #[test]
+    fn bad_usage_is_refused_with_a_reason() {
+        assert!(parse(&[]).unwrap_err().contains("PROMPT"));
+        assert!(parse(&["--approve", "maybe", "x"])
+            .unwrap_err()
+            .contains("accept or decline"));
+        assert!(parse(&["--sandbox", "open", "x"])
+            .unwrap_err()
+            .contains("read-only"));
+        assert!(parse(&["--idle-timeout", "-1", "x"])
+            .unwrap_err()
+            .contains("positive"));
+    }
+}
