@@ -642,48 +642,53 @@ impl<'a, P: Serialize + Send + 'a> IntoFuture for Call<'a, P> {
     type IntoFuture = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send + 'a>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let shared = self.client.shared();
-            let id = RequestId::from(shared.next_id.fetch_add(1, Ordering::Relaxed));
-            let bytes = encode_request(&id, &self.method, self.params.as_ref()).map_err(|e| {
-                Error::Encode {
-                    method: self.method.clone(),
-                    source: Arc::new(e),
+        let shared = self.client.shared();
+        let id = RequestId::from(shared.next_id.fetch_add(1, Ordering::Relaxed));
+        let span = tracing::debug_span!("request", method = %self.method, %id);
+        Box::pin(
+            async move {
+                let bytes =
+                    encode_request(&id, &self.method, self.params.as_ref()).map_err(|e| {
+                        Error::Encode {
+                            method: self.method.clone(),
+                            source: Arc::new(e),
+                        }
+                    })?;
+                let rx = shared.register(id.clone(), bytes)?;
+                let guard = Abandon {
+                    shared,
+                    id: Some(id),
+                };
+                let answer = match self.timeout {
+                    Some(after) => match tokio::time::timeout(after, rx).await {
+                        Ok(answer) => answer,
+                        Err(_) => {
+                            drop(guard);
+                            return Err(Error::Timeout {
+                                method: self.method,
+                                after,
+                            });
+                        }
+                    },
+                    None => rx.await,
+                };
+                guard.disarm();
+                match answer {
+                    Ok(Ok(Ok(value))) => Ok(value),
+                    Ok(Ok(Err(error))) => Err(Error::Rpc {
+                        method: self.method,
+                        error,
+                    }),
+                    Ok(Err(reason)) => Err(Error::Closed(reason)),
+                    // The sender is only dropped unsent by `die` racing a
+                    // removal; the connection is dead either way.
+                    Err(_) => Err(Error::Closed(
+                        shared.close_reason().unwrap_or_else(closed_by_client),
+                    )),
                 }
-            })?;
-            let rx = shared.register(id.clone(), bytes)?;
-            let guard = Abandon {
-                shared,
-                id: Some(id),
-            };
-            let answer = match self.timeout {
-                Some(after) => match tokio::time::timeout(after, rx).await {
-                    Ok(answer) => answer,
-                    Err(_) => {
-                        drop(guard);
-                        return Err(Error::Timeout {
-                            method: self.method,
-                            after,
-                        });
-                    }
-                },
-                None => rx.await,
-            };
-            guard.disarm();
-            match answer {
-                Ok(Ok(Ok(value))) => Ok(value),
-                Ok(Ok(Err(error))) => Err(Error::Rpc {
-                    method: self.method,
-                    error,
-                }),
-                Ok(Err(reason)) => Err(Error::Closed(reason)),
-                // The sender is only dropped unsent by `die` racing a
-                // removal; the connection is dead either way.
-                Err(_) => Err(Error::Closed(
-                    shared.close_reason().unwrap_or_else(closed_by_client),
-                )),
             }
-        })
+            .instrument(span),
+        )
     }
 }
 

@@ -65,10 +65,14 @@ pub(crate) async fn write<W: AsyncWrite>(
             let Some(Outgoing::Message(bytes)) = first else {
                 break;
             };
+            tracing::trace!(frame = %String::from_utf8_lossy(&bytes), "frame to server");
             sink.feed(bytes).await?;
             while let Ok(next) = queue.try_recv() {
                 match next {
-                    Outgoing::Message(bytes) => sink.feed(bytes).await?,
+                    Outgoing::Message(bytes) => {
+                        tracing::trace!(frame = %String::from_utf8_lossy(&bytes), "frame to server");
+                        sink.feed(bytes).await?
+                    }
                     Outgoing::CloseStdin => {
                         sink.flush().await?;
                         return Ok(());
