@@ -75,6 +75,39 @@ fn u64_of(v: &Value, key: &str) -> Option<u64> {
     v.get(key).and_then(Value::as_u64)
 }
 
+/// `snake_case` → `camelCase`.
+fn camel(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut upper = false;
+    for c in s.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Legacy envelopes spell codex's error info in snake_case
+/// (`internal_server_error`, `{"response_stream_disconnected": …}`); v2 in
+/// camelCase. Consumers see the v2 spelling from both.
+fn v2_error_info(v: Option<&Value>) -> Option<Value> {
+    fn convert(v: &Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(camel(s)),
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, v)| (camel(k), convert(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    non_null(v).map(|v| convert(&v))
+}
+
 fn non_null(v: Option<&Value>) -> Option<Value> {
     v.filter(|v| !v.is_null()).cloned()
 }
@@ -526,7 +559,7 @@ pub fn map_legacy(method: &str, params: &Value) -> Option<TurnEvent> {
         }
         "error" | "stream_error" => {
             let message = m("message");
-            let codex_error_info = non_null(msg.get("codex_error_info"));
+            let codex_error_info = v2_error_info(msg.get("codex_error_info"));
             if ty == "stream_error" {
                 TurnEvent::Retrying {
                     message,
@@ -575,6 +608,7 @@ pub struct TurnDecoder {
     turn_id: String,
     saw_content_delta: bool,
     saw_item_completed: bool,
+    started: bool,
     finished: bool,
 }
 
@@ -591,6 +625,7 @@ impl TurnDecoder {
             turn_id: String::new(),
             saw_content_delta: false,
             saw_item_completed: false,
+            started: false,
             finished: false,
         }
     }
@@ -627,6 +662,11 @@ impl TurnDecoder {
         let mapped = match (self.family, legacy) {
             (Family::V2, false) | (Family::Auto, false) => self.before_v2(method, params),
             (Family::Legacy, true) | (Family::Auto, true) => self.before_legacy(method, params),
+            // The v1 conversation API of 0.72.0 sends v2 items but no
+            // `turn/started`: its legacy `task_started` stands in.
+            (Family::V2, true) if method == "codex/event/task_started" => {
+                map_legacy(method, params)
+            }
             _ => return Vec::new(),
         };
         match mapped {
@@ -695,7 +735,14 @@ impl TurnDecoder {
 
     fn after(&mut self, mut event: TurnEvent) -> Vec<TurnEvent> {
         match &mut event {
-            TurnEvent::TurnStarted { turn_id } => self.turn_id.clone_from(turn_id),
+            TurnEvent::TurnStarted { turn_id } => {
+                if std::mem::replace(&mut self.started, true) {
+                    return Vec::new();
+                }
+                if !turn_id.is_empty() {
+                    self.turn_id.clone_from(turn_id);
+                }
+            }
             TurnEvent::AgentMessage { item_id, text } => {
                 self.close(item_id);
                 if !self.abandoned.contains(item_id.as_str()) {
