@@ -1,0 +1,178 @@
+//! `fake_app_server`: a scriptable stand-in for `codex app-server`, for what
+//! a real one will not do on demand (go silent, die mid-turn, die in the
+//! handshake, be slow but alive). It speaks codex's v2 wire shapes.
+//!
+//! ```text
+//! fake_app_server [app-server] [--handshake ok|exit|hang] [--turns PLAN,PLAN,...]
+//! ```
+//!
+//! `--handshake exit` writes a line to stderr and exits 1 on `initialize`;
+//! `hang` never answers it. Each `turn/start` takes the next plan (the last
+//! one repeats; default `complete`):
+//!
+//! | plan | what the turn does |
+//! |---|---|
+//! | `complete` | `turn/started`, two deltas, the message, `turn/completed` |
+//! | `silent` | `turn/started`, one delta, then nothing (answers `turn/interrupt` with `{}` only) |
+//! | `open` | like `silent` (a turn that stays open while another plan runs) |
+//! | `die` | `turn/started`, one delta, then a stderr line and exit status 7 |
+//! | `slow` | ten deltas 300 ms apart, then completes |
+//! | `early` | notifications first, the `turn/start` response last, then completes |
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+fn send(out: &mut impl Write, v: Value) {
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+fn main() {
+    let mut handshake = "ok".to_owned();
+    let mut plans: Vec<String> = vec!["complete".into()];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--handshake" => handshake = args.next().unwrap_or_default(),
+            "--turns" => {
+                plans = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect()
+            }
+            _ => {}
+        }
+    }
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    let mut threads = 0;
+    let mut turns = 0;
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let (Some(method), id) = (msg["method"].as_str(), msg.get("id").cloned()) else {
+            continue;
+        };
+        let Some(id) = id else { continue };
+        let params = &msg["params"];
+        match method {
+            "initialize" => match handshake.as_str() {
+                "exit" => {
+                    eprintln!("fake_app_server: config.toml: invalid model provider `nope`");
+                    std::process::exit(1);
+                }
+                "hang" => {}
+                _ => send(
+                    &mut out,
+                    json!({"id": id, "result": {"userAgent": "fake_app_server/0.0.1"}}),
+                ),
+            },
+            "thread/start" | "thread/resume" => {
+                threads += 1;
+                let thread_id = params["threadId"]
+                    .as_str()
+                    .map_or_else(|| format!("thread-{threads}"), str::to_owned);
+                let thread = json!({"id": thread_id, "path": "/dev/null", "cwd": "/", "cliVersion": "0.0.1"});
+                send(
+                    &mut out,
+                    json!({"id": id, "result": {"thread": thread, "model": "fake"}}),
+                );
+                send(
+                    &mut out,
+                    json!({"method": "thread/started", "params": {"thread": thread}}),
+                );
+            }
+            "turn/interrupt" => send(&mut out, json!({"id": id, "result": {}})),
+            "turn/start" => {
+                let thread_id = params["threadId"].as_str().unwrap_or_default().to_owned();
+                let plan = plans
+                    .get(turns)
+                    .or(plans.last())
+                    .cloned()
+                    .unwrap_or_default();
+                let turn_id = format!("turn-{turns}");
+                turns += 1;
+                run_turn(&mut out, id, &thread_id, &turn_id, &plan);
+            }
+            _ => send(
+                &mut out,
+                json!({"id": id, "error": {"code": -32600, "message": format!("unknown method {method}")}}),
+            ),
+        }
+    }
+}
+
+fn run_turn(out: &mut impl Write, id: Value, thread_id: &str, turn_id: &str, plan: &str) {
+    let turn = json!({"id": turn_id, "items": [], "status": "inProgress", "error": null});
+    let response = json!({"id": id, "result": {"turn": turn}});
+    let ids = json!({"threadId": thread_id, "turnId": turn_id});
+    let started =
+        json!({"method": "turn/started", "params": {"threadId": thread_id, "turn": turn}});
+    let item = |status: &str, text: &str| {
+        json!({"threadId": thread_id, "turnId": turn_id,
+               "item": {"type": "agentMessage", "id": format!("msg-{turn_id}"), "text": text, "status": status}})
+    };
+    let delta = |d: &str| {
+        let mut p = ids.clone();
+        p["itemId"] = json!(format!("msg-{turn_id}"));
+        p["delta"] = json!(d);
+        json!({"method": "item/agentMessage/delta", "params": p})
+    };
+    let completed = json!({"method": "turn/completed", "params": {"threadId": thread_id,
+        "turn": {"id": turn_id, "items": [], "status": "completed", "error": null}}});
+    if plan == "early" {
+        send(out, started);
+        send(
+            out,
+            json!({"method": "item/started", "params": item("inProgress", "")}),
+        );
+        send(out, delta("early"));
+        send(out, response);
+        send(
+            out,
+            json!({"method": "item/completed", "params": item("completed", "early")}),
+        );
+        send(out, completed);
+        return;
+    }
+    send(out, response);
+    send(out, started);
+    send(
+        out,
+        json!({"method": "item/started", "params": item("inProgress", "")}),
+    );
+    match plan {
+        "silent" | "open" => send(out, delta("Hel")),
+        "die" => {
+            send(out, delta("Hel"));
+            eprintln!("fake_app_server: thread 'main' panicked: simulated crash mid-turn");
+            std::process::exit(7);
+        }
+        "slow" => {
+            for i in 0..10 {
+                std::thread::sleep(Duration::from_millis(300));
+                send(out, delta(&format!("w{i} ")));
+            }
+            send(
+                out,
+                json!({"method": "item/completed", "params": item("completed", "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 ")}),
+            );
+            send(out, completed);
+        }
+        _ => {
+            send(out, delta("Hello"));
+            send(out, delta(" fake"));
+            send(
+                out,
+                json!({"method": "item/completed", "params": item("completed", "Hello fake")}),
+            );
+            send(out, completed);
+        }
+    }
+}
