@@ -13,6 +13,9 @@ use serde_json::Value;
 /// Where `scripts/install-tools servers` installs the npm servers.
 pub const NPM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/npm/node_modules");
 
+/// Overrides [`NPM`] (e.g. to check what a missing install does).
+pub const NPM_OVERRIDE: &str = "JSONRPC_STDIO_NPM_MODULES";
+
 /// Every live run is bounded by this.
 pub const RUN_LIMIT: Duration = Duration::from_secs(25);
 
@@ -42,7 +45,8 @@ server.on('close', (code, signal) => {
 /// under `CI=true` the test fails (CI installs the servers, so a missing one
 /// is a broken build); elsewhere it prints why it skips and returns `None`.
 pub fn installed(relative: &str, what: &str) -> Option<PathBuf> {
-    let path = Path::new(NPM).join(relative);
+    let npm = std::env::var_os(NPM_OVERRIDE).map_or_else(|| PathBuf::from(NPM), PathBuf::from);
+    let path = npm.join(relative);
     let node = Command::new("node")
         .arg("--version")
         .stdout(Stdio::null())
