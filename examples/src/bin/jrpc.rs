@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! jrpc call  [--timeout SECS] [--framing F] METHOD [PARAMS_JSON] -- CMD [ARGS...]
-//! jrpc bench [--requests N] [--concurrency C] [--payload BYTES] [--method M] [--framing F] -- CMD [ARGS...]
+//! jrpc bench [--requests N] [--concurrency C] [--payload BYTES] [--method M] [--framing F] [--notifications K] [--runtime R] -- CMD [ARGS...]
 //! ```
 //!
 //! `call` prints the result as JSON on stdout. Exit status: 0 success; 1 the
@@ -14,25 +14,48 @@
 //! checks every result equals its params, and prints one last line:
 //! `requests=N concurrency=C payload=B seconds=S rps=R p50_us=X p99_us=Y`.
 //! A server that dies mid-run makes it exit 2 at once with the cause.
+//!
+//! `--runtime multi-thread` runs on tokio's multi-thread runtime (2 workers)
+//! instead of the default current-thread runtime.
+//!
+//! `bench --notifications K` also subscribes to `echo/progress` and expects K
+//! notifications before each response (the echo server's `--notify K`), each
+//! `{"request": id, "seq": i}`, in wire order, none lost; the last line then
+//! ends with `notifications=T nps=R` (notifications per second).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use jsonrpc_stdio::{Client, Error, Framing, ServerCommand};
+use jsonrpc_stdio::{Client, Error, Filter, Framing, ServerCommand, Subscription};
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage:
   jrpc call  [--timeout SECS] [--framing ndjson|content-length] METHOD [PARAMS_JSON] -- CMD [ARGS...]
-  jrpc bench [--requests N] [--concurrency C] [--payload BYTES] [--method M] [--framing F] -- CMD [ARGS...]";
+  jrpc bench [--requests N] [--concurrency C] [--payload BYTES] [--method M] [--framing F] [--notifications K] [--runtime current-thread|multi-thread] -- CMD [ARGS...]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    // One connection needs no thread pool: on the current-thread runtime a
+    // response wakes its caller without a cross-thread wake-up, which at one
+    // request in flight is most of the round trip (see benches/README.md).
+    let multi_thread = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[0] == "--runtime" && w[1] == "multi-thread");
+    let runtime = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime");
     match runtime.block_on(run(args)) {
         Ok(code) => code,
         Err(Failure(code, message)) => {
@@ -66,6 +89,7 @@ struct Options {
     concurrency: usize,
     payload: usize,
     method: String,
+    notifications: u64,
     positional: Vec<String>,
     command: Vec<String>,
 }
@@ -78,6 +102,7 @@ fn parse(args: Vec<String>) -> Result<Options, Failure> {
         concurrency: 1,
         payload: 100,
         method: "echo".into(),
+        notifications: 0,
         positional: Vec::new(),
         command: Vec::new(),
     };
@@ -105,6 +130,14 @@ fn parse(args: Vec<String>) -> Result<Options, Failure> {
             "--concurrency" => o.concurrency = number("--concurrency", value("--concurrency")?)?,
             "--payload" => o.payload = number("--payload", value("--payload")?)?,
             "--method" => o.method = value("--method")?,
+            // Read by `main`, which builds the runtime before parsing.
+            "--runtime" => match value("--runtime")?.as_str() {
+                "current-thread" | "multi-thread" => {}
+                other => return Err(usage(format!("unknown runtime {other:?}"))),
+            },
+            "--notifications" => {
+                o.notifications = number("--notifications", value("--notifications")?)?;
+            }
             flag if flag.starts_with("--") => return Err(usage(format!("unknown option {flag}"))),
             _ => o.positional.push(arg),
         }
@@ -166,6 +199,14 @@ async fn bench(client: &Client, o: &Options) -> Result<ExitCode, Failure> {
         let result = client.request(method, params).await?;
         Ok((result, started.elapsed()))
     }
+    let counter = (o.notifications > 0).then(|| {
+        let expected = o.notifications * o.requests as u64;
+        tokio::spawn(count_notifications(
+            client.subscribe(Filter::method("echo/progress")),
+            o.notifications,
+            expected,
+        ))
+    });
     let mut latencies = Vec::with_capacity(o.requests);
     let mut in_flight = FuturesUnordered::new();
     let mut sent = 0;
@@ -187,6 +228,15 @@ async fn bench(client: &Client, o: &Options) -> Result<ExitCode, Failure> {
         }
         latencies.push(latency);
     }
+    let notifications = match counter {
+        Some(counter) => Some(
+            counter
+                .await
+                .map_err(|e| Failure(2, format!("notification counter failed: {e}")))?
+                .map_err(|problem| Failure(2, problem))?,
+        ),
+        None => None,
+    };
     let seconds = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
     let pct = |p: f64| {
@@ -194,7 +244,7 @@ async fn bench(client: &Client, o: &Options) -> Result<ExitCode, Failure> {
             .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
             .map_or(0, |d| d.as_micros())
     };
-    println!(
+    let mut summary = format!(
         "requests={} concurrency={} payload={} seconds={:.3} rps={:.0} p50_us={} p99_us={}",
         latencies.len(),
         concurrency,
@@ -204,5 +254,50 @@ async fn bench(client: &Client, o: &Options) -> Result<ExitCode, Failure> {
         pct(0.50),
         pct(0.99),
     );
+    if let Some(n) = notifications {
+        summary += &format!(" notifications={n} nps={:.0}", n as f64 / seconds);
+    }
+    println!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Receives `expected` notifications `{"request": id, "seq": i}`, `per_request`
+/// for each request, and checks they come in wire order with none lost.
+async fn count_notifications(
+    mut subscription: Subscription,
+    per_request: u64,
+    expected: u64,
+) -> Result<u64, String> {
+    let mut received = 0u64;
+    let mut last: Option<(i64, u64)> = None;
+    while received < expected {
+        let n = match subscription.next().await {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(format!("after {received} notifications: {e}")),
+            None => return Err(format!("subscription ended after {received} notifications")),
+        };
+        let field = |name: &str| {
+            n.params
+                .as_ref()
+                .and_then(|p| p.get(name))
+                .and_then(Value::as_i64)
+        };
+        let (Some(request), Some(seq)) = (field("request"), field("seq")) else {
+            return Err(format!("unexpected notification params: {:?}", n.params));
+        };
+        let seq = seq as u64;
+        let in_order = match last {
+            None => seq == 0,
+            Some((r, s)) if seq == 0 => r < request && s + 1 == per_request,
+            Some((r, s)) => r == request && s + 1 == seq,
+        };
+        if !in_order {
+            return Err(format!(
+                "notification out of order: request {request} seq {seq} after {last:?}"
+            ));
+        }
+        last = Some((request, seq));
+        received += 1;
+    }
+    Ok(received)
 }
