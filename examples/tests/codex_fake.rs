@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use codex_adapter::event::TimeLimit;
 use codex_adapter::{
-    AppServer, AppServerBuilder, Error, ThreadOptions, TurnEvent, TurnLimits, TurnOptions,
-    TurnOutcome,
+    AppServer, AppServerBuilder, ApprovalPolicy, Error, Sessions, ThreadOptions, TurnEvent,
+    TurnLimits, TurnOptions, TurnOutcome,
 };
 use futures::StreamExt;
 
@@ -239,4 +239,68 @@ async fn turns_on_two_threads_see_only_their_own_events() {
             1
         );
     }
+}
+
+#[tokio::test]
+async fn the_idle_watchdog_is_paused_while_an_approval_waits_for_the_caller() {
+    let server = fake(&["--turns", "approve"]).spawn().await.unwrap();
+    let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
+    let options = limits(300, 30_000).approvals(ApprovalPolicy::Ask);
+    let mut turn = thread.start_turn_with("hi", options).await.unwrap();
+    let approval = loop {
+        match turn.next().await {
+            Some(TurnEvent::ApprovalRequested(a)) => break a,
+            Some(_) => {}
+            None => panic!("no approval"),
+        }
+    };
+    assert!(approval.is_pending());
+    // The caller thinks for longer than the idle limit: no timeout.
+    let mut outcome = None;
+    let late = tokio::time::timeout(Duration::from_millis(900), turn.next()).await;
+    assert!(
+        late.is_err(),
+        "the turn moved while the approval waited: {late:?}"
+    );
+    approval.accept();
+    while let Some(e) = turn.next().await {
+        if let TurnEvent::Outcome(o) = e {
+            outcome = Some(o);
+        }
+    }
+    assert_eq!(
+        outcome,
+        Some(TurnOutcome::Completed {
+            turn_id: "turn-0".into(),
+            last_agent_message: Some("decision: accept".into())
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_approval_is_declined_not_answered_with_an_error() {
+    let server = fake(&["--turns", "approve"]).spawn().await.unwrap();
+    let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
+    let options = TurnOptions::default().approvals(ApprovalPolicy::Ask);
+    let summary = thread
+        .start_turn_with("hi", options)
+        .await
+        .unwrap()
+        .collect_summary()
+        .await;
+    assert_eq!(summary.final_text.as_deref(), Some("decision: decline"));
+}
+
+#[tokio::test]
+async fn a_session_map_starts_one_thread_per_key_on_first_use() {
+    let server = fake(&["--turns", "complete"]).spawn().await.unwrap();
+    let sessions = Sessions::new(server, ThreadOptions::default());
+    let key = "workspace-1".to_string();
+    let (a, b) = tokio::join!(sessions.thread(&key), sessions.thread(&key));
+    assert_eq!(a.unwrap().id(), b.unwrap().id());
+    let other = sessions.thread(&"workspace-2".to_string()).await.unwrap();
+    assert_ne!(other.id(), sessions.thread(&key).await.unwrap().id());
+    assert_eq!(sessions.len(), 2);
+    let summary = sessions.run(&key, "hi").await.unwrap();
+    assert_eq!(summary.final_text.as_deref(), Some("Hello fake"));
 }

@@ -18,6 +18,7 @@
 //! | `die` | `turn/started`, one delta, then a stderr line and exit status 7 |
 //! | `slow` | ten deltas 300 ms apart, then completes |
 //! | `early` | notifications first, the `turn/start` response last, then completes |
+//! | `approve` | a command item and its approval request; waits for the answer, then completes with the message "decision: <answer>" |
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -51,7 +52,8 @@ fn main() {
     let mut out = std::io::stdout();
     let mut threads = 0;
     let mut turns = 0;
-    for line in stdin.lock().lines() {
+    let mut input = stdin.lock().lines();
+    while let Some(line) = input.next() {
         let Ok(line) = line else { break };
         let Ok(msg) = serde_json::from_str::<Value>(&line) else {
             continue;
@@ -98,7 +100,8 @@ fn main() {
                     .unwrap_or_default();
                 let turn_id = format!("turn-{turns}");
                 turns += 1;
-                run_turn(&mut out, id, &thread_id, &turn_id, &plan);
+                let mut next_line = || input.next().and_then(Result::ok);
+                run_turn(&mut out, id, &thread_id, &turn_id, &plan, &mut next_line);
             }
             _ => send(
                 &mut out,
@@ -108,7 +111,14 @@ fn main() {
     }
 }
 
-fn run_turn(out: &mut impl Write, id: Value, thread_id: &str, turn_id: &str, plan: &str) {
+fn run_turn(
+    out: &mut impl Write,
+    id: Value,
+    thread_id: &str,
+    turn_id: &str,
+    plan: &str,
+    next_line: &mut dyn FnMut() -> Option<String>,
+) {
     let turn = json!({"id": turn_id, "items": [], "status": "inProgress", "error": null});
     let response = json!({"id": id, "result": {"turn": turn}});
     let ids = json!({"threadId": thread_id, "turnId": turn_id});
@@ -143,6 +153,40 @@ fn run_turn(out: &mut impl Write, id: Value, thread_id: &str, turn_id: &str, pla
     }
     send(out, response);
     send(out, started);
+    if plan == "approve" {
+        let command = json!({"type": "commandExecution", "id": "call-1", "command": "touch x",
+            "cwd": "/", "status": "inProgress"});
+        send(
+            out,
+            json!({"method": "item/started", "params": {"threadId": thread_id, "turnId": turn_id, "item": command}}),
+        );
+        send(
+            out,
+            json!({"method": "item/commandExecution/requestApproval", "id": 0,
+            "params": {"threadId": thread_id, "turnId": turn_id, "itemId": "call-1", "reason": null}}),
+        );
+        // codex waits for the answer, saying nothing meanwhile.
+        let decision = loop {
+            let Some(line) = next_line() else {
+                std::process::exit(0)
+            };
+            let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if msg.get("method").is_none() && msg["id"] == json!(0) {
+                break msg["result"]["decision"]
+                    .as_str()
+                    .map_or_else(|| msg.to_string(), str::to_owned);
+            }
+        };
+        let text = format!("decision: {decision}");
+        send(
+            out,
+            json!({"method": "item/completed", "params": item("completed", &text)}),
+        );
+        send(out, completed);
+        return;
+    }
     send(
         out,
         json!({"method": "item/started", "params": item("inProgress", "")}),
