@@ -84,7 +84,8 @@ pub enum Framing {
     ///   which starts the next header. Junk lines before a header (a stray log
     ///   line on stdout) thus cost one `MalformedHeader` and no real message;
     ///   the body of a frame whose header is malformed is skipped with it.
-    ///   Resync keeps at most 14 bytes buffered while it searches.
+    ///   While it searches, resync keeps at most 14 bytes buffered between
+    ///   reads.
     /// - **Not JSON.** A body is delivered as a [`Frame::Message`] whatever it
     ///   holds (an empty body included); the message parser rejects it.
     /// - **End of stream.** Ending inside a header, a body or a skipped body
