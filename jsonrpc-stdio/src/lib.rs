@@ -21,7 +21,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`message`] | ids, error codes, and classifying a JSON value as request, notification or response |
-//! | [`framing`] | cutting frames out of the byte stream (newline-delimited JSON); bad frames are items, not errors |
+//! | [`framing`] | cutting frames out of the byte stream: newline-delimited JSON, or LSP-style `Content-Length` headers; bad frames are items, not errors |
 //! | [`Client`] (`client`) | the clonable handle; the pending table and the first cause of death live in one lock |
 //! | `driver` | the reader task (route frames, watch the child, decide the cause of death) and the writer task |
 //! | `routes` | subscriber queues and server→client request queues, bounded, never blocking the reader |

@@ -74,16 +74,16 @@ fn serve(notify: u64, exit_after: u64) -> io::Result<()> {
         // Notifications (no id) get no answer.
         let Some(id) = msg.id else { continue };
         for seq in 0..notify {
-            write!(
+            writeln!(
                 out,
-                "{{\"jsonrpc\":\"2.0\",\"method\":\"echo/progress\",\"params\":{{\"request\":{},\"seq\":{seq}}}}}\n",
+                "{{\"jsonrpc\":\"2.0\",\"method\":\"echo/progress\",\"params\":{{\"request\":{},\"seq\":{seq}}}}}",
                 id.get()
             )?;
         }
         let params = msg.params.map_or("null", RawValue::get);
-        write!(
+        writeln!(
             out,
-            "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{params}}}\n",
+            "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{params}}}",
             id.get()
         )?;
         answered += 1;
