@@ -55,7 +55,12 @@ fn binaries() -> Vec<(&'static str, PathBuf)> {
 
 fn codex_turn() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_codex_turn"));
-    cmd.current_dir(std::env::temp_dir());
+    // An empty HOME: codex's login shells then skip the machine's profile,
+    // so a shell ended mid-start-up (Ctrl-C) cannot leave a stale profile
+    // lock (pyenv's rehash lock) that stalls every later `bash -l`.
+    let home = std::env::temp_dir().join(format!("codex-turn-test-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    cmd.current_dir(&home).env("HOME", &home);
     cmd
 }
 

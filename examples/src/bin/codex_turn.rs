@@ -11,7 +11,9 @@
 //! line and then one outcome line (the shape is documented in the
 //! `codex_adapter` crate docs). `--mock-model` runs a real codex against an
 //! embedded loopback mock model with a temporary `CODEX_HOME`; otherwise
-//! `CODEX_HOME` is honoured.
+//! `CODEX_HOME` is honoured. codex is found from `--codex`, `$CODEX_BIN`,
+//! `$PATH`, and last in this checkout's `.tools/` (`scripts/install-tools
+//! codex`).
 //!
 //! Exit status: 0 completed, 1 failed, 2 interrupted (Ctrl-C) or timed out,
 //! 3 the app-server died or could not start, 64 bad usage.
@@ -145,7 +147,7 @@ async fn run(args: Args) -> u8 {
         .approvals(ApprovalPolicy::Decide(
             args.approve.unwrap_or(ApprovalDecision::Decline),
         ));
-    if let Some(codex) = &args.codex {
+    if let Some(codex) = args.codex.clone().or_else(installed_codex) {
         builder = builder.codex(codex);
     }
     if args.mock_model {
@@ -191,6 +193,20 @@ async fn run(args: Args) -> u8 {
     }
     drop(mock);
     code
+}
+
+/// When neither `--codex`, `$CODEX_BIN` nor `$PATH` has codex: the one
+/// `scripts/install-tools codex` put in this checkout's `.tools/` (latest
+/// first), so the README's quick start works on a fresh machine.
+fn installed_codex() -> Option<PathBuf> {
+    if codex_adapter::discover::find_codex(None).is_ok() {
+        return None;
+    }
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools");
+    ["codex-latest", "codex-0.72.0"]
+        .iter()
+        .map(|dir| tools.join(dir).join("node_modules/.bin/codex"))
+        .find(|p| p.exists())
 }
 
 async fn run_turn(server: &AppServer, args: &Args) -> u8 {
