@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p jsonrpc-stdio --bench classify`
 
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p jsonrpc-stdio --bench codec`
 
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use jsonrpc_stdio::framing::{Frame, FrameCodec, Framing};
