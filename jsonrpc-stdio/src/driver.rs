@@ -126,7 +126,15 @@ pub(crate) async fn read<R: AsyncRead>(
             // delivered before its death is declared.
             biased;
             frame = frames.next() => match frame {
-                Some(Ok(frame)) => handle_frame(&shared, frame),
+                Some(Ok(frame)) => {
+                    handle_frame(&shared, frame);
+                    // A frame spends a unit of tokio's cooperative budget,
+                    // so a long burst yields now and then and the callers
+                    // and subscribers it woke run meanwhile. Otherwise a
+                    // subscriber waiting in this worker's (unstealable)
+                    // LIFO slot waits out the whole burst, and lags.
+                    tokio::task::consume_budget().await;
+                }
                 Some(Err(e)) => break End::ReadFailed(e),
                 None => break End::Eof,
             },
