@@ -224,6 +224,14 @@ fn handle_frame(shared: &Arc<Shared>, frame: Frame) {
         }
     };
     tracing::trace!(frame = %String::from_utf8_lossy(&bytes), "frame from server");
+    // The common case, one message, without the batch's `Vec`.
+    if bytes.trim_ascii_start().first() != Some(&b'[') {
+        match Message::parse_one(&bytes) {
+            Ok(message) => route(shared, message),
+            Err(e) => unparsable(shared, &bytes, &e),
+        }
+        return;
+    }
     let messages = match Message::parse(&bytes) {
         Ok(messages) => messages,
         Err(e) => {
