@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -60,6 +61,10 @@ pub(crate) struct Queue<T> {
     state: Mutex<QueueState<T>>,
     waker: AtomicWaker,
     capacity: usize,
+    /// Set when the consumer went away; the reader drops the route. Written
+    /// only under the `state` lock (so `offer` and `abandon` agree on who
+    /// owns an item), read without it by the reader's per-message sweep.
+    abandoned: AtomicBool,
 }
 
 struct QueueState<T> {
@@ -67,8 +72,6 @@ struct QueueState<T> {
     /// Set when the connection died or the routes were dropped; the consumer
     /// drains what is queued, then ends.
     closed: bool,
-    /// Set when the consumer went away; the reader drops the route.
-    abandoned: bool,
 }
 
 enum Slot<T> {
@@ -91,16 +94,16 @@ impl<T> Queue<T> {
             state: Mutex::new(QueueState {
                 items: VecDeque::new(),
                 closed: false,
-                abandoned: false,
             }),
             waker: AtomicWaker::new(),
             capacity: capacity.max(1),
+            abandoned: AtomicBool::new(false),
         })
     }
 
     pub(crate) fn offer(&self, item: T) -> Offer<T> {
         let mut st = self.state.lock().expect("queue lock");
-        if st.abandoned {
+        if self.abandoned.load(Ordering::Relaxed) {
             return Offer::Abandoned(item);
         }
         let offer = if st.items.len() < self.capacity {
@@ -121,7 +124,7 @@ impl<T> Queue<T> {
     /// Like [`offer`](Self::offer), but never drops: a full queue refuses.
     pub(crate) fn offer_or_refuse(&self, item: T) -> Result<(), T> {
         let mut st = self.state.lock().expect("queue lock");
-        if st.abandoned || st.items.len() >= self.capacity {
+        if self.abandoned.load(Ordering::Relaxed) || st.items.len() >= self.capacity {
             return Err(item);
         }
         st.items.push_back(Slot::Item(item));
@@ -136,13 +139,13 @@ impl<T> Queue<T> {
     }
 
     pub(crate) fn is_abandoned(&self) -> bool {
-        self.state.lock().expect("queue lock").abandoned
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     /// Marks the consumer gone and returns what it never took.
     fn abandon(&self) -> Vec<T> {
         let mut st = self.state.lock().expect("queue lock");
-        st.abandoned = true;
+        self.abandoned.store(true, Ordering::Relaxed);
         std::mem::take(&mut st.items)
             .into_iter()
             .filter_map(|s| match s {
