@@ -108,9 +108,13 @@ for rt in $RUNTIMES; do
         "$T/bench_liveness" --runtime "$rt" --in-flight 10000 -- "${SINK[@]}" >>"$WORK/live.$rt"
     done
     for i in 1 2 3; do
-        /usr/bin/time -f '%M' -o "$WORK/time.$rt" "$T/jrpc" bench --runtime "$rt" --requests 100000 \
-            --concurrency 10000 -- "$T/echo_server" >/dev/null
-        cat "$WORK/time.$rt" >>"$WORK/rss.$rt"
+        if [[ -x /usr/bin/time ]]; then # GNU time: peak RSS in KiB
+            /usr/bin/time -f '%M' -o "$WORK/time.$rt" "$T/jrpc" bench --runtime "$rt" --requests 100000 \
+                --concurrency 10000 -- "$T/echo_server" >/dev/null
+            cat "$WORK/time.$rt" >>"$WORK/rss.$rt"
+        else
+            echo "n/a" >>"$WORK/rss.$rt"
+        fi
     done
     live=$(cat "$WORK/live.$rt")
     ms=$(while read -r l; do field kill_to_all_failed_ms "$l"; done <<<"$live" | median)
