@@ -23,16 +23,28 @@ fn call_prints_the_result_and_exits_0() {
 
 #[test]
 fn a_json_rpc_error_goes_to_stderr_with_exit_1() {
-    let server = r#"read l; printf '{"id":0,"error":{"code":-32601,"message":"no such method"}}\n'"#;
+    let server =
+        r#"read l; printf '{"id":0,"error":{"code":-32601,"message":"no such method"}}\n'"#;
     let out = jrpc(&["call", "nope", "--", "sh", "-c", server]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
-    assert!(text(&out.stderr).contains("no such method"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no such method"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn a_server_that_dies_exits_2_with_status_and_stderr() {
-    let out = jrpc(&["call", "m", "--", "sh", "-c", "echo 'cannot load config' >&2; exit 3"]);
+    let out = jrpc(&[
+        "call",
+        "m",
+        "--",
+        "sh",
+        "-c",
+        "echo 'cannot load config' >&2; exit 3",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
@@ -44,13 +56,24 @@ fn a_server_that_dies_exits_2_with_status_and_stderr() {
 fn a_missing_binary_exits_2_with_the_spawn_error() {
     let out = jrpc(&["call", "m", "--", "/nonexistent/server"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("could not start server `/nonexistent/server`: No such file"));
+    assert!(
+        text(&out.stderr).contains("could not start server `/nonexistent/server`: No such file")
+    );
 }
 
 #[test]
 fn a_timeout_exits_3_naming_the_method() {
     let started = Instant::now();
-    let out = jrpc(&["call", "--timeout", "0.3", "slow", "--", "sh", "-c", "cat > /dev/null"]);
+    let out = jrpc(&[
+        "call",
+        "--timeout",
+        "0.3",
+        "slow",
+        "--",
+        "sh",
+        "-c",
+        "cat > /dev/null",
+    ]);
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("no response to `slow` within 300ms"));
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -68,7 +91,15 @@ fn bad_usage_exits_64_with_the_usage() {
 #[test]
 fn bench_checks_every_result_and_prints_one_summary_line() {
     let out = jrpc(&[
-        "bench", "--requests", "2000", "--concurrency", "16", "--payload", "100", "--", ECHO,
+        "bench",
+        "--requests",
+        "2000",
+        "--concurrency",
+        "16",
+        "--payload",
+        "100",
+        "--",
+        ECHO,
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -80,7 +111,15 @@ fn bench_checks_every_result_and_prints_one_summary_line() {
     let keys: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
     assert_eq!(
         keys,
-        ["requests", "concurrency", "payload", "seconds", "rps", "p50_us", "p99_us"]
+        [
+            "requests",
+            "concurrency",
+            "payload",
+            "seconds",
+            "rps",
+            "p50_us",
+            "p99_us"
+        ]
     );
     assert_eq!(fields[0].1, "2000");
     assert_eq!(fields[1].1, "16");
@@ -92,11 +131,21 @@ fn bench_checks_every_result_and_prints_one_summary_line() {
 fn bench_exits_2_promptly_when_the_server_dies_mid_run() {
     let started = Instant::now();
     let out = jrpc(&[
-        "bench", "--requests", "1000000", "--concurrency", "8", "--", ECHO, "--exit-after", "500",
+        "bench",
+        "--requests",
+        "1000000",
+        "--concurrency",
+        "8",
+        "--",
+        ECHO,
+        "--exit-after",
+        "500",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("server exited with status 7; last stderr: echo_server: exiting after 500 answers"),
+        text(&out.stderr).contains(
+            "server exited with status 7; last stderr: echo_server: exiting after 500 answers"
+        ),
         "{}",
         text(&out.stderr)
     );

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
