@@ -18,7 +18,7 @@
 //! | `die` | `turn/started`, one delta, then a stderr line and exit status 7 |
 //! | `slow` | ten deltas 300 ms apart, then completes |
 //! | `early` | notifications first, the `turn/start` response last, then completes |
-//! | `approve` | a command item and its approval request; waits for the answer, then completes with the message "decision: <answer>" |
+//! | `approve` | a command item and its approval request; waits for the answer, then completes with the message "decision: ANSWER" |
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
