@@ -91,9 +91,17 @@ for target in "${targets[@]}"; do
         # hunt for sit within a few hundred bytes. Longer seeds are cut.
         *_frames) args+=(-max_len=4096) ;;
     esac
-    say "running $target for ${seconds} s"
+    case $target in
+        content_length_frames) args+=("-dict=$fuzz_dir/dicts/content_length.dict") ;;
+        message_roundtrip | codex_events) args+=("-dict=$fuzz_dir/dicts/json.dict") ;;
+    esac
+    if ((seconds > 0)); then
+        say "running $target for $seconds s"
+    else
+        say "replaying the seeds of $target"
+    fi
     status=0
-    "${fuzz[@]}" run "${build_flags[@]}" "$target" "$scratch/$target" "fuzz/corpus/$target" \
+    "${fuzz[@]}" run "${build_flags[@]}" "$target" "$scratch/$target" "$fuzz_dir/corpus/$target" \
         -- "${args[@]}" >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     if ((status == 0)); then
@@ -102,11 +110,23 @@ for target in "${targets[@]}"; do
         # The panic (or libFuzzer's report) and the crashing input.
         pattern="panicked at|ERROR: libFuzzer|SUMMARY:|Test unit written to"
         if grep -q -E "$pattern" "$log"; then
-            { grep -E -A 6 "$pattern" "$log" | grep -v -E '^ +[0-9]+: |^ +at ' | head -n 40 >&2; } || true
+            { grep -E -A 6 "$pattern" "$log" | grep -v -E '^ +[0-9]+: |^ +at |^0x' | head -n 40 >&2; } || true
         else
             tail -n 40 "$log" >&2
         fi
-        summary+=("$target: CRASHED after ${runs:-?} executions (exit $status); input in fuzz/artifacts/$target/, add it to fuzz/corpus/$target/ as regression-<what>")
+        artifact=$(sed -n 's/.*Test unit written to //p' "$log" | tail -n 1)
+        known=""
+        for seed in "$fuzz_dir/corpus/$target"/*; do
+            if [[ -n $artifact ]] && cmp -s "$artifact" "$seed"; then
+                known=${seed#"$root/"}
+                break
+            fi
+        done
+        if [[ -n $known ]]; then
+            summary+=("$target: CRASHED on the committed seed $known: the bug it pins is not fixed")
+        else
+            summary+=("$target: CRASHED after ${runs:-?} executions (exit $status) on ${artifact:-an input libFuzzer did not save}; add it to fuzz/corpus/$target/ as regression-<what>")
+        fi
         failed+=("$target")
     fi
 done

@@ -2,8 +2,10 @@
 //!
 //! The input is what an app-server wrote, one JSON-RPC message per line.
 //! Each notification's `(method, params)` goes through the pure mappings
-//! (`route_of`, `map_v2`, `map_legacy`); any other JSON value on a line is
-//! tried as the params of every method the mappings know. Then the whole
+//! (`route_of`, `map_v2`, `map_legacy`), as sent and with every number in
+//! its params replaced by an extreme (`u64::MAX`, `i64::MIN`, `-1`,
+//! `f64::MAX`); any other JSON value on a line is tried as the params of
+//! every method the mappings know. Then the whole
 //! sequence goes through a `TurnDecoder` of each family, as one turn.
 //!
 //! Whatever the JSON: nothing panics; a method no variant models comes back
@@ -72,6 +74,28 @@ const KNOWN_METHODS: &[&str] = &[
     "no/such/method",
 ];
 
+/// Numbers a field may hold, tried in place of every number of a
+/// notification: a recorded `"secs": 3` must not be the only value that works.
+const EXTREME_NUMBERS: [fn() -> Value; 4] = [
+    || Value::from(u64::MAX),
+    || Value::from(i64::MIN),
+    || Value::from(-1),
+    || Value::from(f64::MAX),
+];
+
+/// `value` with every number replaced by `number()`.
+fn with_numbers(value: &Value, number: fn() -> Value) -> Value {
+    match value {
+        Value::Number(_) => number(),
+        Value::Array(items) => items.iter().map(|v| with_numbers(v, number)).collect(),
+        Value::Object(members) => members
+            .iter()
+            .map(|(k, v)| (k.clone(), with_numbers(v, number)))
+            .collect(),
+        other => other.clone(),
+    }
+}
+
 /// Runs every property of the target on one input. Panics on a violation.
 pub fn check(data: &[u8]) {
     let mut notes: Vec<(String, Value)> = Vec::new();
@@ -80,6 +104,9 @@ pub fn check(data: &[u8]) {
             Ok(Message::Notification(n)) => {
                 let params = n.params.unwrap_or(Value::Null);
                 check_mapping(&n.method, &params);
+                for extreme in EXTREME_NUMBERS {
+                    check_mapping(&n.method, &with_numbers(&params, extreme));
+                }
                 notes.push((n.method, params));
             }
             // Server requests (approvals) are routed by the same function.
