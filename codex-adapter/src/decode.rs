@@ -477,8 +477,12 @@ pub fn map_legacy(method: &str, params: &Value) -> Option<TurnEvent> {
         "exec_command_end" => {
             let exit_code = msg.get("exit_code").and_then(Value::as_i64);
             let duration = msg.get("duration").unwrap_or(&Value::Null);
-            let duration_ms = u64_of(duration, "secs")
-                .map(|secs| secs * 1000 + u64_of(duration, "nanos").unwrap_or(0) / 1_000_000);
+            // Saturating: the numbers come from the peer, and a duration of
+            // u64::MAX seconds must not panic (found by the codex_events fuzzer).
+            let duration_ms = u64_of(duration, "secs").map(|secs| {
+                secs.saturating_mul(1000)
+                    .saturating_add(u64_of(duration, "nanos").unwrap_or(0) / 1_000_000)
+            });
             TurnEvent::CommandFinished {
                 item_id: m("call_id"),
                 command: shell_join(

@@ -280,6 +280,11 @@ impl Message {
                 };
                 let result = match (wire.result, wire.error) {
                     (Some(result), None) => Ok(result),
+                    // Checked first: serde would also fill the struct from
+                    // an array, field by field (found by the fuzzer).
+                    (None, Some(error)) if !error.is_object() => {
+                        return Err(ShapeError::NoShape("error member is not an object"))
+                    }
                     (None, Some(error)) => Err(serde_json::from_value::<ErrorObject>(error)
                         .map_err(|_| ShapeError::NoShape("malformed error object"))?),
                     (Some(_), Some(_)) => return Err(ShapeError::NoShape("both result and error")),
@@ -313,6 +318,14 @@ impl Message {
 
     /// Parses one frame that holds a single message (not a batch).
     pub fn parse_one(bytes: &[u8]) -> Result<Message, ShapeError> {
+        // A derived struct also reads a JSON array, field by field, so
+        // `[7,"shutdown"]` would pass for a request: only objects get in.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(match serde_json::from_slice::<de::IgnoredAny>(bytes) {
+                Ok(_) => ShapeError::NoShape("not an object"),
+                Err(e) => ShapeError::NotJson(e.to_string()),
+            });
+        }
         let wire: Wire = serde_json::from_slice(bytes).map_err(|e| {
             if e.is_data() {
                 ShapeError::NoShape("not an object of JSON-RPC members")
@@ -385,10 +398,10 @@ impl Serialize for Message {
     }
 }
 
+/// Reads one message (an object; see [`Message::from_value`]).
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let wire = Wire::deserialize(d)?;
-        Message::from_wire(wire).map_err(de::Error::custom)
+        Message::from_value(Value::deserialize(d)?).map_err(de::Error::custom)
     }
 }
 
@@ -518,6 +531,15 @@ mod tests {
             one(r#"{"result":1}"#),
             Err(ShapeError::NoShape(_))
         ));
+        assert!(matches!(
+            one(r#"[7,"shutdown"]"#),
+            Err(ShapeError::NoShape(_))
+        ));
+        assert!(matches!(
+            one(r#"{"id":1,"error":[-32600,"Invalid request"]}"#),
+            Err(ShapeError::NoShape(_))
+        ));
+        assert!(serde_json::from_str::<Message>(r#"[7,"shutdown"]"#).is_err());
     }
 
     #[test]
