@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// How often to check whether a child has exited: `std::process::Child`
+/// has no wait with a deadline, so the tests poll `try_wait` up to one.
+const EXIT_POLL: Duration = Duration::from_millis(20);
+
 const VERSIONS: [(&str, &str, &str); 2] = [
     (
         "0.72.0",
@@ -199,7 +203,7 @@ fn ctrl_c_interrupts_the_turn_exits_2_and_leaves_no_process() {
                 Instant::now() < deadline,
                 "{version}: codex_turn did not exit after Ctrl-C"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(EXIT_POLL);
         };
         assert_eq!(status.code(), Some(2), "{version}: {rest:?}");
         let last: Value = serde_json::from_str(rest.last().unwrap()).unwrap();

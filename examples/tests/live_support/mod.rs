@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// How often to check whether a child has exited: `std::process::Child`
+/// has no wait with a deadline, so the tests poll `try_wait` up to one.
+const EXIT_POLL: Duration = Duration::from_millis(20);
+
 /// Where `scripts/install-tools servers` installs the npm servers.
 pub const NPM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/npm/node_modules");
 
@@ -121,7 +125,7 @@ pub fn run_bounded(program: &str, args: &[&str], marker: &str) -> Output {
             child.wait().unwrap();
             panic!("{program} {args:?} ran longer than {RUN_LIMIT:?} and was killed");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(EXIT_POLL);
     };
     Output {
         status,
