@@ -280,6 +280,10 @@ impl Drop for MockModel {
     }
 }
 
+/// A pause after a failed `accept` (e.g. out of file descriptors), so the
+/// loop does not spin on an error that persists.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let mut connections = JoinSet::new();
     loop {
@@ -290,7 +294,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 }
                 Err(e) => {
                     tracing::warn!(target: "codex_adapter::mock_model", "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             },
             // Reap finished connections so the set stays small.

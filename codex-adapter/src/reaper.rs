@@ -70,23 +70,34 @@ pub async fn end_descendants(grace: Duration) -> Vec<u32> {
         return first;
     }
     signal_all(&first, nix::sys::signal::Signal::SIGTERM);
-    let deadline = tokio::time::Instant::now() + grace;
+    let survivors = wait_gone(grace).await;
+    if survivors.is_empty() {
+        return survivors;
+    }
+    signal_all(&survivors, nix::sys::signal::Signal::SIGKILL);
+    wait_gone(KILL_GRACE).await
+}
+
+/// How long SIGKILLed processes get to disappear before they are reported
+/// as survivors (a process in uninterruptible sleep can take a moment).
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// How often to look: processes give no event on their exit to a
+/// non-parent, so the only way to see them go is to look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Reaps and re-reads the descendants until none is alive or `within` has
+/// passed; returns those still alive.
+async fn wait_gone(within: Duration) -> Vec<u32> {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let left = descendants();
         reap(&left);
         let alive: Vec<u32> = left.into_iter().filter(|&p| is_alive(p)).collect();
-        if alive.is_empty() {
+        if alive.is_empty() || tokio::time::Instant::now() >= deadline {
             return alive;
         }
-        if tokio::time::Instant::now() >= deadline {
-            signal_all(&alive, nix::sys::signal::Signal::SIGKILL);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let left = descendants();
-            reap(&left);
-            return left.into_iter().filter(|&p| is_alive(p)).collect();
-        }
-        // Processes give no event on their exit to a non-parent: poll.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -169,7 +169,12 @@ mod tests {
         }
     }
 
+    // Every test runs on paused time: the sleeps below advance tokio's
+    // clock instantly, they wait for nothing.
     const IDLE: Duration = Duration::from_secs(90);
+    const GAP: Duration = Duration::from_secs(60);
+    const BUSY_GAP: Duration = Duration::from_secs(10);
+    const PAUSED_FOR: Duration = Duration::from_secs(1000);
 
     #[tokio::test(start_paused = true)]
     async fn every_item_resets_the_idle_timer() {
@@ -179,7 +184,7 @@ mod tests {
         for i in 0..5 {
             let tx = tx.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                tokio::time::sleep(GAP).await;
                 tx.send(i).unwrap();
             });
             assert_eq!(w.next().await, Some(Ok(i)));
@@ -192,7 +197,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_budget_cuts_off_a_stream_that_is_busy_but_endless() {
         let busy = futures::stream::unfold(0u32, |i| async move {
-            tokio::time::sleep(Duration::from_secs(10)).await;
+            tokio::time::sleep(BUSY_GAP).await;
             Some((i, i + 1))
         });
         let w = Watchdog::new(busy, IDLE, Some(Duration::from_secs(600)));
@@ -214,7 +219,7 @@ mod tests {
         let pause = w.pauser().pause();
         let start = Instant::now();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1000)).await;
+            tokio::time::sleep(PAUSED_FOR).await;
             drop(pause);
             let _keep = tx;
             std::future::pending::<()>().await;

@@ -25,6 +25,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// The `slow` plan's pause between deltas: short of any test's idle limit,
+/// so a slow-but-alive turn must not trip the watchdog.
+const SLOW_GAP: Duration = Duration::from_millis(300);
+
 fn send(out: &mut impl Write, v: Value) {
     let _ = writeln!(out, "{v}");
     let _ = out.flush();
@@ -200,7 +204,7 @@ fn run_turn(
         }
         "slow" => {
             for i in 0..10 {
-                std::thread::sleep(Duration::from_millis(300));
+                std::thread::sleep(SLOW_GAP);
                 send(out, delta(&format!("w{i} ")));
             }
             send(
