@@ -108,6 +108,24 @@ fn v2_error_info(v: Option<&Value>) -> Option<Value> {
     non_null(v).map(|v| convert(&v))
 }
 
+/// An error from either wire family: one codex will retry (v2
+/// `willRetry: true`, legacy `stream_error`) or one that stands. The items
+/// a retry abandons are filled in later by the [`TurnDecoder`].
+fn error_event(message: String, codex_error_info: Option<Value>, will_retry: bool) -> TurnEvent {
+    if will_retry {
+        TurnEvent::Retrying {
+            message,
+            codex_error_info,
+            abandoned_items: Vec::new(),
+        }
+    } else {
+        TurnEvent::Error {
+            message,
+            codex_error_info,
+        }
+    }
+}
+
 fn non_null(v: Option<&Value>) -> Option<Value> {
     v.filter(|v| !v.is_null()).cloned()
 }
@@ -386,18 +404,8 @@ pub fn map_v2(method: &str, params: &Value) -> Option<TurnEvent> {
             let error = params.get("error").unwrap_or(&Value::Null);
             let message = string(error, "message");
             let codex_error_info = non_null(error.get("codexErrorInfo"));
-            if params.get("willRetry").and_then(Value::as_bool) == Some(true) {
-                TurnEvent::Retrying {
-                    message,
-                    codex_error_info,
-                    abandoned_items: Vec::new(),
-                }
-            } else {
-                TurnEvent::Error {
-                    message,
-                    codex_error_info,
-                }
-            }
+            let will_retry = params.get("willRetry").and_then(Value::as_bool) == Some(true);
+            error_event(message, codex_error_info, will_retry)
         }
         "warning" => TurnEvent::Warning {
             message: str_of(params, "message")
@@ -564,18 +572,7 @@ pub fn map_legacy(method: &str, params: &Value) -> Option<TurnEvent> {
         "error" | "stream_error" => {
             let message = m("message");
             let codex_error_info = v2_error_info(msg.get("codex_error_info"));
-            if ty == "stream_error" {
-                TurnEvent::Retrying {
-                    message,
-                    codex_error_info,
-                    abandoned_items: Vec::new(),
-                }
-            } else {
-                TurnEvent::Error {
-                    message,
-                    codex_error_info,
-                }
-            }
+            error_event(message, codex_error_info, ty == "stream_error")
         }
         "warning" => TurnEvent::Warning {
             message: m("message"),

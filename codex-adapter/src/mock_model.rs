@@ -675,6 +675,15 @@ mod tests {
         out
     }
 
+    /// `host:port` of the mock, for a raw HTTP request.
+    fn addr_of(model: &MockModel) -> String {
+        model
+            .base_url()
+            .trim_start_matches("http://")
+            .trim_end_matches("/v1")
+            .to_owned()
+    }
+
     fn prompt(text: &str) -> String {
         json!({"input": [{"type": "message", "role": "user",
             "content": [{"type": "input_text", "text": text}]}]})
@@ -684,11 +693,7 @@ mod tests {
     #[tokio::test]
     async fn a_text_reply_streams_deltas_and_ends_the_body() {
         let model = MockModel::start_default().await.unwrap();
-        let addr = model
-            .base_url()
-            .trim_start_matches("http://")
-            .trim_end_matches("/v1")
-            .to_owned();
+        let addr = addr_of(&model);
         let out = post(&addr, &prompt("say hi")).await;
         assert!(out.starts_with("HTTP/1.1 200 OK"));
         assert!(out.contains("content-type: text/event-stream"));
@@ -706,11 +711,7 @@ mod tests {
     #[tokio::test]
     async fn a_chunked_request_body_is_read() {
         let model = MockModel::start_default().await.unwrap();
-        let addr = model
-            .base_url()
-            .trim_start_matches("http://")
-            .trim_end_matches("/v1")
-            .to_owned();
+        let addr = addr_of(&model);
         let body = prompt("http500");
         let mut s = TcpStream::connect(&addr).await.unwrap();
         let req = format!(
