@@ -8,7 +8,7 @@
 //! skips. Live tests run one at a time (2-core machines) and end every
 //! process they started.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use codex_adapter::event::ItemStatus;
@@ -19,47 +19,12 @@ use codex_adapter::{
 };
 use futures::StreamExt;
 
+#[path = "support/codex_binaries.rs"]
+mod codex_binaries;
+use codex_binaries::binaries;
+
 /// One live test at a time: each starts a real codex.
 static LIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-const VERSIONS: [(&str, &str, &str); 2] = [
-    (
-        "0.72.0",
-        "CODEX_072_BIN",
-        ".tools/codex-0.72.0/node_modules/@openai/codex/vendor/x86_64-unknown-linux-musl/codex/codex",
-    ),
-    (
-        "latest",
-        "CODEX_LATEST_BIN",
-        ".tools/codex-latest/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex",
-    ),
-];
-
-/// The codex binaries to test, or none (with the reason printed) outside CI.
-fn binaries() -> Vec<(&'static str, PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let mut found = Vec::new();
-    for (version, var, default) in VERSIONS {
-        let path = std::env::var_os(var)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(default));
-        if path.is_file() {
-            found.push((version, path));
-        } else if ci {
-            panic!(
-                "codex {version} not found at {} (set {var}, or run scripts/install-tools codex)",
-                path.display()
-            );
-        } else {
-            eprintln!(
-                "skipping codex {version}: not found at {} (set {var}, or run scripts/install-tools codex)",
-                path.display()
-            );
-        }
-    }
-    found
-}
 
 /// A real codex against a fresh mock model, home and work directory.
 struct Live {

@@ -6,7 +6,6 @@
 //! binary fails; elsewhere the test says why it skips.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,46 +15,12 @@ use serde_json::Value;
 /// has no wait with a deadline, so the tests poll `try_wait` up to one.
 const EXIT_POLL: Duration = Duration::from_millis(20);
 
-const VERSIONS: [(&str, &str, &str); 2] = [
-    (
-        "0.72.0",
-        "CODEX_072_BIN",
-        ".tools/codex-0.72.0/node_modules/@openai/codex/vendor/x86_64-unknown-linux-musl/codex/codex",
-    ),
-    (
-        "latest",
-        "CODEX_LATEST_BIN",
-        ".tools/codex-latest/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex",
-    ),
-];
+#[path = "../../codex-adapter/tests/support/codex_binaries.rs"]
+mod codex_binaries;
+use codex_binaries::binaries;
 
 /// One real-codex test at a time (2-core machines).
 static LIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn binaries() -> Vec<(&'static str, PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let mut found = Vec::new();
-    for (version, var, default) in VERSIONS {
-        let path = std::env::var_os(var)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(default));
-        if path.is_file() {
-            found.push((version, path));
-        } else if ci {
-            panic!(
-                "codex {version} not found at {} (set {var}, or run scripts/install-tools codex)",
-                path.display()
-            );
-        } else {
-            eprintln!(
-                "skipping codex {version}: not found at {} (set {var}, or run scripts/install-tools codex)",
-                path.display()
-            );
-        }
-    }
-    found
-}
 
 fn codex_turn() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_codex_turn"));
