@@ -502,8 +502,8 @@ struct State {
     /// Start attempts so far (each caller waiting on a restart compares it
     /// to see whether one happened meanwhile).
     attempts: u64,
-    /// Starts in the current run of restarts; 0 when the next start is
-    /// immediate.
+    /// Starts in the current run of restarts (and failed first starts);
+    /// 0 when the next start is immediate.
     streak: u32,
     last_attempt: Option<Instant>,
     /// The error of the last start, when it failed.
@@ -850,7 +850,9 @@ impl Sessions {
             Ok(server) => {
                 let restart = state.generations > 0;
                 state.generations += 1;
-                state.streak += 1;
+                // The first start is not a restart: the first restart after
+                // it is immediate.
+                state.streak = if restart { state.streak + 1 } else { 0 };
                 state.failures.clear();
                 state.open_until = None;
                 state.last_error = None;
@@ -1051,9 +1053,10 @@ const HELD_RETRY_DELAY: Duration = Duration::from_millis(200);
 
 /// Whether codex refused `thread/resume` because another process holds the
 /// thread (newer codex has a per-thread writer lock).
+/// Seen on codex 0.169.0: "thread … already has an active writer".
 fn is_held_elsewhere(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("lock") || m.contains("in use") || m.contains("another process")
+    m.contains("active writer") || m.contains("lock")
 }
 
 fn store_error(e: StoreError) -> Error {
