@@ -727,3 +727,73 @@ impl Thread {
         Ok(self.start_turn(input).await?.collect_summary().await)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbox() -> (Inbox, InboxReceiver) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let inbox = Inbox {
+            tx,
+            queued: queued.clone(),
+            skipped: 0,
+        };
+        (inbox, InboxReceiver { rx, queued })
+    }
+
+    fn note(method: &str) -> Routed {
+        Routed::Note(method.into(), Value::Null)
+    }
+
+    #[test]
+    fn only_deltas_are_progress() {
+        for m in [
+            "item/agentMessage/delta",
+            "item/commandExecution/outputDelta",
+            "codex/event/agent_message_delta",
+            "codex/event/exec_command_output_delta",
+        ] {
+            assert!(is_progress(m), "{m}");
+        }
+        for m in [
+            "turn/completed",
+            "codex/event/task_complete",
+            "codex/event/turn_aborted",
+            "item/completed",
+            "error",
+        ] {
+            assert!(!is_progress(m), "{m}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_inbox_drops_deltas_but_never_how_the_turn_ends() {
+        let (mut inbox, mut rx) = inbox();
+        for _ in 0..INBOX_CAPACITY + 10 {
+            inbox
+                .offer(note("item/agentMessage/delta"), true)
+                .ok()
+                .unwrap();
+        }
+        inbox
+            .offer(note("turn/completed"), is_progress("turn/completed"))
+            .ok()
+            .unwrap();
+        drop(inbox);
+        let mut deltas = 0;
+        let mut seen = Vec::new();
+        while let Some(item) = futures::StreamExt::next(&mut rx).await {
+            match item {
+                Routed::Note(m, _) if m == "item/agentMessage/delta" => deltas += 1,
+                Routed::Note(m, _) => seen.push(m),
+                Routed::Lagged(n) => seen.push(format!("lagged {n}")),
+                Routed::Request(_) => unreachable!(),
+            }
+        }
+        assert_eq!(deltas, INBOX_CAPACITY);
+        assert_eq!(seen, ["lagged 10", "turn/completed"]);
+        assert_eq!(rx.queued.load(Ordering::Acquire), 0);
+    }
+}
