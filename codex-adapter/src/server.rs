@@ -1,5 +1,6 @@
-//! The app-server process, its handshake, its threads, and the routing of
-//! server→client requests (approvals) to the turn they belong to.
+//! The app-server process, its handshake, its threads, and the one router
+//! per connection that hands each notification and server→client request
+//! (approval) to the running turn of its thread.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -558,7 +559,12 @@ impl AppServer {
         self.thread_from("thread/start", &result)
     }
 
-    /// Resumes a thread by id (`thread/resume`).
+    /// Resumes a thread by id (`thread/resume`): codex loads it from
+    /// `CODEX_HOME`, and the model sees its conversation in the next turn.
+    /// codex saves a thread only once a turn of it completed; an unknown id
+    /// is [`Error::Refused`] ("no rollout found …"), and so is, on newer
+    /// codex, a thread another process holds ("… already has an active
+    /// writer").
     ///
     /// # Cancel safety
     /// Dropping the future may leave the thread loaded in codex.
@@ -569,6 +575,9 @@ impl AppServer {
     ) -> Result<Thread, Error> {
         let mut params = options.to_params();
         params.insert("threadId".into(), thread_id.into());
+        // The history stays in codex (the model sees it); newer codex would
+        // otherwise send all of it back. 0.72.0 ignores the field.
+        params.insert("excludeTurns".into(), true.into());
         let result = self.call("thread/resume", Value::Object(params)).await?;
         self.thread_from("thread/resume", &result)
     }
@@ -590,6 +599,7 @@ impl AppServer {
     ) -> Result<Thread, Error> {
         let mut params = options.to_params();
         params.insert("threadId".into(), thread_id.into());
+        params.insert("excludeTurns".into(), true.into());
         let result = self.call("thread/fork", Value::Object(params)).await?;
         self.thread_from("thread/fork", &result)
     }
