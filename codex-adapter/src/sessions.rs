@@ -407,6 +407,7 @@ impl SessionsBuilder {
                 keys: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
                 events,
+                gone: tokio::sync::watch::channel(()).0,
             }),
         }
     }
@@ -478,6 +479,9 @@ struct Shared {
     keys: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Attached>>>>>,
     counters: Counters,
     events: broadcast::Sender<SessionEvent>,
+    /// Dropped with the last [`Sessions`] handle: tells the death watchers
+    /// to let go of their codex (which is then killed with its last handle).
+    gone: tokio::sync::watch::Sender<()>,
 }
 
 /// A key's thread, valid in one generation of codex.
@@ -907,11 +911,16 @@ impl Sessions {
         }
     }
 
-    /// Reports the death of `server` when it happens.
+    /// Reports the death of `server` when it happens (while these sessions
+    /// exist).
     fn watch(&self, server: AppServer) {
         let weak = Arc::downgrade(&self.inner);
+        let mut gone = self.inner.gone.subscribe();
         tokio::spawn(async move {
-            let cause = server.died().await;
+            let cause = tokio::select! {
+                cause = server.died() => cause,
+                _ = gone.changed() => return,
+            };
             let Some(inner) = weak.upgrade() else { return };
             if inner.state.lock().expect("state").closed {
                 return;

@@ -190,3 +190,29 @@ async fn callers_meeting_one_death_wait_on_one_restart() {
     assert_eq!(sessions.counters().restarts, 1);
     sessions.close().await;
 }
+
+#[tokio::test]
+async fn dropping_the_last_handle_ends_codex() {
+    let sessions = fake(&["--turns", "complete"]).build();
+    sessions.thread("chat").await.unwrap();
+    let pid = sessions.server().and_then(|s| s.pid()).unwrap();
+    drop(sessions);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "codex {pid} outlived its Sessions"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
