@@ -276,6 +276,9 @@ pub(crate) fn is_progress(method: &str) -> bool {
 
 /// The sending side of one thread's inbox, held by the router.
 struct Inbox {
+    /// Which registration this is: a turn's [`RouteGuard`] removes only its
+    /// own inbox, never a later turn's of the same thread.
+    id: u64,
     tx: mpsc::UnboundedSender<Routed>,
     queued: Arc<AtomicUsize>,
     skipped: u64,
@@ -637,9 +640,12 @@ impl AppServer {
     pub(crate) fn route(&self, thread_id: &str) -> (RouteGuard, InboxReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        static NEXT_INBOX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT_INBOX.fetch_add(1, Ordering::Relaxed);
         let mut table = self.inner.routes.lock().expect("routes");
         if !table.closed {
             let inbox = Inbox {
+                id,
                 tx,
                 queued: queued.clone(),
                 skipped: 0,
@@ -651,6 +657,7 @@ impl AppServer {
             RouteGuard {
                 server: Arc::downgrade(&self.inner),
                 thread_id: thread_id.to_owned(),
+                id,
             },
             InboxReceiver { rx, queued },
         )
@@ -661,13 +668,16 @@ impl AppServer {
 pub(crate) struct RouteGuard {
     server: std::sync::Weak<Inner>,
     thread_id: String,
+    id: u64,
 }
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
         if let Some(inner) = self.server.upgrade() {
             let mut table = inner.routes.lock().expect("routes");
-            table.inboxes.remove(&self.thread_id);
+            if table.inboxes.get(&self.thread_id).map(|i| i.id) == Some(self.id) {
+                table.inboxes.remove(&self.thread_id);
+            }
         }
     }
 }
@@ -746,6 +756,7 @@ mod tests {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let inbox = Inbox {
+            id: 0,
             tx,
             queued: queued.clone(),
             skipped: 0,

@@ -63,6 +63,11 @@ impl SessionRecord {
 /// keeps the map in its own database resumes its conversations after it
 /// restarts itself.
 ///
+/// [`Sessions`] saves a record when a key gets a thread (new, forked or
+/// replaced) and loads it when a key is first used in a new codex. A failing
+/// store fails that call with [`Error::Store`]. Its futures may be dropped
+/// (a caller gave up): a store must then leave the record whole, old or new.
+///
 /// ```
 /// use codex_adapter::{MemoryStore, SessionRecord, SessionStore, ThreadOptions};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
