@@ -612,6 +612,12 @@ impl Sessions {
         loop {
             let started = match self.attach(key, &thread_options).await {
                 Ok(thread) => Turn::start_checked(&thread, input.clone(), options.clone()).await,
+                // codex died while the thread was being attached: no
+                // turn/start was sent, so none of the turn ran.
+                Err(error @ Error::ServerDied(_)) => Err(StartFailure {
+                    error,
+                    unseen: true,
+                }),
                 Err(error) => Err(StartFailure::from(error)),
             };
             match started {
