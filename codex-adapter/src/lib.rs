@@ -120,6 +120,10 @@ mod server;
 mod sessions;
 mod turn;
 
+/// The attribute that implements [`SessionStore`] (an async trait), re-exported
+/// so a store needs no dependency of its own: `#[codex_adapter::async_trait]`.
+pub use async_trait::async_trait;
+
 pub use approval::{Approval, ApprovalDecision, ApprovalKind, ApprovalPolicy};
 pub use error::Error;
 pub use event::{TurnEvent, TurnOutcome};

@@ -216,3 +216,50 @@ fn alive(pid: u32) -> bool {
             .is_some_and(|state| state != "Z" && state != "X")
     })
 }
+
+/// A store kept elsewhere (here: a map shared with the test, standing in
+/// for a service's database) lets new `Sessions` — a restarted service —
+/// resume the keys' threads.
+#[tokio::test]
+async fn a_store_of_the_callers_own_carries_keys_across_sessions() {
+    use codex_adapter::{SessionRecord, SessionStore, StoreError};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Shared(Mutex<HashMap<String, SessionRecord>>);
+
+    #[codex_adapter::async_trait]
+    impl SessionStore for Shared {
+        async fn load(&self, key: &str) -> Result<Option<SessionRecord>, StoreError> {
+            Ok(self.0.lock().unwrap().get(key).cloned())
+        }
+        async fn save(&self, key: &str, record: &SessionRecord) -> Result<(), StoreError> {
+            self.0.lock().unwrap().insert(key.into(), record.clone());
+            Ok(())
+        }
+        async fn remove(&self, key: &str) -> Result<(), StoreError> {
+            self.0.lock().unwrap().remove(key);
+            Ok(())
+        }
+    }
+
+    let store = Arc::new(Shared::default());
+    let first = fake(&[]).store(store.clone()).build();
+    let thread_id = first.thread("chat").await.unwrap().id().to_owned();
+    first.close().await;
+
+    let second = fake(&[]).store(store.clone()).build();
+    let mut healing = second.events();
+    assert_eq!(second.thread("chat").await.unwrap().id(), thread_id);
+    assert_eq!(
+        drain(&mut healing),
+        [SessionEvent::Resumed {
+            key: "chat".into(),
+            thread_id
+        }]
+    );
+    second.forget("chat").await.unwrap();
+    assert!(store.load("chat").await.unwrap().is_none());
+    second.close().await;
+}
