@@ -612,13 +612,7 @@ impl Sessions {
         loop {
             let started = match self.attach(key, &thread_options).await {
                 Ok(thread) => Turn::start_checked(&thread, input.clone(), options.clone()).await,
-                // codex died while the thread was being attached: no
-                // turn/start was sent, so none of the turn ran.
-                Err(error @ Error::ServerDied(_)) => Err(StartFailure {
-                    error,
-                    unseen: true,
-                }),
-                Err(error) => Err(StartFailure::from(error)),
+                Err(failure) => Err(failure),
             };
             match started {
                 Ok(turn) => return Ok(turn),
@@ -685,7 +679,7 @@ impl Sessions {
     /// Dropping the future leaves the key as it was, or attached.
     pub async fn thread(&self, key: &str) -> Result<Thread, Error> {
         let options = self.inner.thread_options.clone();
-        self.attach(key, &options).await
+        self.attach(key, &options).await.map_err(|f| f.error)
     }
 
     /// Forgets `key` (codex keeps its thread); its next use starts a new
@@ -943,7 +937,7 @@ impl Sessions {
     }
 
     /// `key`'s thread in the running codex, attached now if needed.
-    async fn attach(&self, key: &str, new_options: &ThreadOptions) -> Result<Thread, Error> {
+    async fn attach(&self, key: &str, new_options: &ThreadOptions) -> Result<Thread, StartFailure> {
         let slot = self
             .inner
             .keys
@@ -953,20 +947,30 @@ impl Sessions {
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
+        // A failed start is not a death to retry past: it counts toward the
+        // breaker, once per call.
         let (server, generation) = self.server_now().await?;
         if let Some(attached) = slot.as_ref().filter(|a| a.generation == generation) {
             return Ok(attached.thread.clone());
         }
-        let store = &self.inner.store;
-        let thread = match store.load(key).await.map_err(store_error)? {
-            None => {
-                let thread = server.start_thread(new_options.clone()).await?;
-                let record = SessionRecord::new(thread.id(), new_options.clone());
-                store.save(key, &record).await.map_err(store_error)?;
-                thread
+        let attached = async {
+            let store = &self.inner.store;
+            match store.load(key).await.map_err(store_error)? {
+                None => {
+                    let thread = server.start_thread(new_options.clone()).await?;
+                    let record = SessionRecord::new(thread.id(), new_options.clone());
+                    store.save(key, &record).await.map_err(store_error)?;
+                    Ok(thread)
+                }
+                Some(record) => self.reattach(key, &server, record).await,
             }
-            Some(record) => self.reattach(key, &server, record).await?,
         };
+        let thread = attached.await.map_err(|error| StartFailure {
+            // codex died while the thread was being attached: no
+            // turn/start was sent, so none of the turn ran.
+            unseen: matches!(error, Error::ServerDied(_)),
+            error,
+        })?;
         *slot = Some(Attached {
             generation,
             thread: thread.clone(),

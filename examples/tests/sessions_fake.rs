@@ -263,3 +263,27 @@ async fn a_store_of_the_callers_own_carries_keys_across_sessions() {
     assert!(store.load("chat").await.unwrap().is_none());
     second.close().await;
 }
+
+#[tokio::test]
+async fn each_call_makes_one_start_and_the_breaker_then_fails_calls_at_once() {
+    let sessions = fake(&["--handshake", "exit"])
+        .restart_policy(
+            RestartPolicy::default()
+                .backoff(Duration::from_millis(5), Duration::from_millis(20))
+                .breaker(3, Duration::from_secs(60), Duration::from_secs(60)),
+        )
+        .build();
+    for call in 1..=3u64 {
+        let err = sessions.run("chat", "hi").await.unwrap_err();
+        assert!(matches!(err, Error::ServerDied(_)), "call {call}: {err}");
+        assert_eq!(sessions.counters().start_failures, call);
+    }
+    let asked = std::time::Instant::now();
+    let err = sessions.run("chat", "hi").await.unwrap_err();
+    assert!(asked.elapsed() < Duration::from_millis(50));
+    let Error::Unavailable { cause, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(cause.contains("invalid model provider"), "{cause}");
+    assert_eq!(sessions.counters().start_failures, 3);
+}
