@@ -179,6 +179,13 @@ impl RestartPolicy {
         self
     }
 
+    /// A codex that ran at least `after` before it died restarts at once
+    /// (the backoff starts over).
+    pub fn stable_after(mut self, after: Duration) -> Self {
+        self.stable_after = after;
+        self
+    }
+
     /// Sets the jitter factor (0 for none).
     pub fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter.clamp(0.0, 1.0);
