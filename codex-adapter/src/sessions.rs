@@ -1098,6 +1098,19 @@ fn store_error(e: StoreError) -> Error {
 mod tests {
     use super::*;
 
+    /// A service spawns these futures onto a multi-threaded runtime.
+    #[test]
+    fn sessions_and_their_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        fn shared<T: Send + Sync + Clone + 'static>() {}
+        shared::<Sessions>();
+        let sessions = Sessions::builder(AppServer::builder()).build();
+        send(&sessions.start_turn("k", "hi", TurnOptions::default()));
+        send(&sessions.run("k", "hi"));
+        send(&sessions.thread("k"));
+        send(&sessions.close());
+    }
+
     #[test]
     fn restarts_back_off_from_immediate_to_the_cap() {
         let p = RestartPolicy::default().jitter(0.0);
