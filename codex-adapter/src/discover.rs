@@ -136,6 +136,9 @@ fn find_codex_in(
             found.display()
         )));
     }
+    // The child may run in another working directory, where a relative path
+    // would name a different file (or none).
+    let found = std::path::absolute(&found).unwrap_or(found);
     if is_node_shim(&found) {
         return Ok(native_for_shim(&found).unwrap_or(found));
     }
@@ -165,6 +168,29 @@ mod tests {
         assert_eq!(found, b);
         let path = std::env::join_paths([dir.path().join("a")]).unwrap();
         assert_eq!(find_codex_in(None, None, Some(path)).unwrap(), a);
+    }
+
+    #[test]
+    fn a_relative_path_is_made_absolute_so_a_child_cwd_cannot_change_it() {
+        let dir = CodexHome::new().unwrap();
+        let bin = dir.path().join("codex");
+        write(&bin, "\x7fELF");
+        let cwd = std::env::current_dir().unwrap();
+        let relative = pathdiff(&bin, &cwd);
+        let found = find_codex_in(Some(&relative), None, None).unwrap();
+        assert!(found.is_absolute(), "{}", found.display());
+        assert_eq!(
+            std::fs::canonicalize(found).unwrap(),
+            std::fs::canonicalize(bin).unwrap()
+        );
+    }
+
+    /// `path` relative to `base` (both absolute), through `..` as needed.
+    fn pathdiff(path: &Path, base: &Path) -> PathBuf {
+        let ups = base.components().count() - 1;
+        let mut rel: PathBuf = std::iter::repeat("..").take(ups).collect();
+        rel.extend(path.components().skip(1));
+        rel
     }
 
     #[test]
