@@ -1,0 +1,329 @@
+//! HTTP (axum): the agent card, JSON-RPC for both A2A versions at one URL,
+//! server-sent events for streams, bearer-token auth, and the body limit.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::model::Task;
+use crate::rpc::{self, RpcError};
+use crate::service::Service;
+use crate::wire::{self, v03, v1, Event, Method, Version};
+
+/// Where the agent card is served (A2A 1.0 and 0.3).
+pub const CARD_PATH: &str = "/.well-known/agent-card.json";
+/// The card's path before 0.3 renamed it; still asked for by old clients.
+pub const LEGACY_CARD_PATH: &str = "/.well-known/agent.json";
+
+/// What the HTTP layer needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// The task service.
+    pub service: Service,
+    /// The agent card (JSON).
+    pub card: Arc<Value>,
+    /// The bearer token every request but the card needs, if any.
+    pub token: Option<Arc<str>>,
+    /// The body limit, for the 413 message.
+    pub max_body: usize,
+}
+
+/// The agent card: 1.0's `supportedInterfaces` and 0.3's `url` /
+/// `protocolVersion` / `preferredTransport`, both pointing at `url`.
+pub fn agent_card(url: &str, with_token: bool) -> Value {
+    let mut card = json!({
+        "name": "codex-a2a",
+        "description": "OpenAI codex as an A2A agent: each context is a codex thread that keeps \
+                        its history; each message runs one codex turn. Commands and patches that \
+                        need approval turn the task input-required: answer \"approve\" or \"decline\".",
+        "version": env!("CARGO_PKG_VERSION"),
+        "supportedInterfaces": [
+            { "url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0" },
+            { "url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3" },
+        ],
+        "capabilities": { "streaming": true, "pushNotifications": false },
+        "defaultInputModes": ["text/plain", "application/json"],
+        "defaultOutputModes": ["text/plain"],
+        "skills": [{
+            "id": "codex",
+            "name": "codex",
+            "description": "Reads, writes and runs code in the service's working directory.",
+            "tags": ["coding", "shell"],
+            "examples": ["Explain what src/main.rs does", "Run the tests and fix what fails"],
+        }],
+        // A2A 0.3 reads these.
+        "url": url,
+        "protocolVersion": "0.3.0",
+        "preferredTransport": "JSONRPC",
+    });
+    if with_token {
+        card["securitySchemes"] = json!({ "bearer": {
+            "httpAuthSecurityScheme": { "scheme": "Bearer" },
+            // The 0.3 spelling of the same scheme.
+            "type": "http", "scheme": "bearer",
+        }});
+        card["securityRequirements"] = json!([{ "schemes": { "bearer": { "list": [] } } }]);
+        card["security"] = json!([{ "bearer": [] }]);
+    }
+    card
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", post(jsonrpc))
+        .route(CARD_PATH, get(card))
+        .route(LEGACY_CARD_PATH, get(card))
+        .route("/health", get(health))
+        .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+async fn card(State(state): State<AppState>) -> Json<Value> {
+    Json((*state.card).clone())
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "codexPid": state.service.codex().pid().await,
+        "liveTasks": state.service.live_tasks(),
+    }))
+}
+
+/// Every request but the card needs `Authorization: Bearer TOKEN` when a
+/// token is set.
+async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path();
+    if path == CARD_PATH || path == LEGACY_CARD_PATH {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"codex-a2a\"")],
+        Json(json!({ "error": "this agent needs Authorization: Bearer <token> (see its card's securitySchemes)" })),
+    )
+        .into_response()
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// does not tell how much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn json_response(body: Value) -> Response {
+    Json(body).into_response()
+}
+
+async fn jsonrpc(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let e = RpcError::invalid_request(format!(
+                "the request body is larger than this agent's limit of {} bytes (--max-body)",
+                state.max_body
+            ));
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(rpc::error(&Value::Null, &e)),
+            )
+                .into_response();
+        }
+        Err(rejection) => {
+            let e = RpcError::invalid_request(format!("cannot read the request body: {rejection}"));
+            return (rejection.status(), Json(rpc::error(&Value::Null, &e))).into_response();
+        }
+    };
+    let request = match rpc::parse_request(&body) {
+        Ok(r) => r,
+        Err((id, e)) => return json_response(rpc::error(&id, &e)),
+    };
+    let id = request.id.clone();
+    if let Some(v) = headers.get("a2a-version").and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if !matches!(v, "" | "1" | "1.0" | "1.0.0" | "0.3" | "0.3.0") {
+            return json_response(rpc::error(&id, &RpcError::version(v)));
+        }
+    }
+    match dispatch(&state, request).await {
+        Ok(Answer::Json(result)) => json_response(rpc::result(&id, result)),
+        Ok(Answer::Stream {
+            version,
+            first,
+            updates,
+        }) => sse(id, version, first, updates).into_response(),
+        Err(e) => json_response(rpc::error(&id, &e)),
+    }
+}
+
+enum Answer {
+    Json(Value),
+    Stream {
+        version: Version,
+        first: Task,
+        updates: tokio::sync::broadcast::Receiver<Event>,
+    },
+}
+
+fn task_json(version: Version, task: &Task) -> Value {
+    match version {
+        Version::V1 => v1::task(task),
+        Version::V03 => v03::task(task),
+    }
+}
+
+async fn dispatch(state: &AppState, request: rpc::Request) -> Result<Answer, RpcError> {
+    let Some((version, method)) = wire::method(&request.method) else {
+        return Err(RpcError::method_not_found(&request.method));
+    };
+    let service = &state.service;
+    let params = &request.params;
+    match method {
+        Method::Send | Method::Stream => {
+            let send = match version {
+                Version::V1 => v1::parse_send(params)?,
+                Version::V03 => v03::parse_send(params)?,
+            };
+            let live = service.submit(&send).await?;
+            if method == Method::Stream {
+                let (first, updates) = live.subscribe();
+                return Ok(Answer::Stream {
+                    version,
+                    first,
+                    updates,
+                });
+            }
+            if !send.return_immediately {
+                live.settled().await;
+            }
+            let task = live.snapshot().with_history_length(send.history_length);
+            Ok(Answer::Json(match version {
+                Version::V1 => v1::send_result(&task),
+                Version::V03 => v03::task(&task),
+            }))
+        }
+        Method::Get => {
+            let q = wire::task_query(params)?;
+            Ok(Answer::Json(task_json(
+                version,
+                &service.get(&q.id, q.history_length).await?,
+            )))
+        }
+        Method::List => {
+            let q = v1::parse_list(params)?;
+            let (tasks, total, next) = service.list(&q).await?;
+            Ok(Answer::Json(v1::list_result(
+                &tasks,
+                next,
+                q.page_size,
+                total,
+            )))
+        }
+        Method::Cancel => {
+            let q = wire::task_query(params)?;
+            Ok(Answer::Json(task_json(
+                version,
+                &service.cancel(&q.id).await?,
+            )))
+        }
+        Method::Subscribe => {
+            let q = wire::task_query(params)?;
+            let live = service.subscribe(&q.id).await?;
+            let (first, updates) = live.subscribe();
+            Ok(Answer::Stream {
+                version,
+                first,
+                updates,
+            })
+        }
+        Method::PushConfig => Err(RpcError {
+            code: rpc::code::PUSH_NOT_SUPPORTED,
+            message: "Push notifications are not supported by this agent; stream or poll instead"
+                .into(),
+            data: None,
+        }),
+        Method::ExtendedCard => Err(RpcError {
+            code: -32007,
+            message: "This agent has no extended agent card; its public card says everything"
+                .into(),
+            data: None,
+        }),
+    }
+}
+
+/// The stream of a task: its snapshot, then each update, ending after the
+/// update that finishes it or asks for input.
+fn sse(
+    id: Value,
+    version: Version,
+    first: Task,
+    updates: tokio::sync::broadcast::Receiver<Event>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let done = first.status.state.is_settled();
+    let first_event = Event::Task(first.clone());
+    let state = (Some(first_event), updates, done, first.id.clone());
+    let events = futures::stream::unfold(state, move |(pending, mut updates, done, task_id)| {
+        let id = id.clone();
+        async move {
+            let event = match pending {
+                Some(event) => event,
+                None if done => return None,
+                None => match updates.recv().await {
+                    Ok(event) => event,
+                    // Fell behind: end the stream rather than send a
+                    // corrupted one; a resubscribe starts from a snapshot.
+                    Err(RecvError::Lagged(_)) => {
+                        tracing::warn!(task = %task_id, "a subscriber fell behind; ending its stream");
+                        return None;
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            let last = match &event {
+                Event::Task(t) => t.status.state.is_settled(),
+                Event::Status { last, .. } => *last,
+                Event::Artifact { .. } => false,
+            };
+            let body = match version {
+                Version::V1 => v1::event(&event),
+                Version::V03 => v03::event(&event),
+            };
+            let data = rpc::result(&id, body).to_string();
+            Some((
+                Ok(SseEvent::default().data(data)),
+                (None, updates, last, task_id),
+            ))
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
