@@ -1,7 +1,8 @@
 //! What can go wrong outside a turn's stream (inside it, failures are
 //! [`TurnOutcome`](crate::TurnOutcome)s).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// An error from starting the app-server, a thread, or a turn.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,6 +38,33 @@ pub enum Error {
         /// codex's message.
         message: String,
     },
+    /// codex said it is overloaded (`-32001`, "retry later"). [`Sessions`](crate::Sessions)
+    /// retries these with backoff, a bounded number of times.
+    #[error("codex is overloaded and refused `{method}`: {message}; retry later")]
+    Overloaded {
+        /// The method.
+        method: String,
+        /// codex's message.
+        message: String,
+    },
+    /// The supervisor's breaker is open: codex failed to start too often
+    /// in a short time. Calls fail at once until `retry_at`.
+    #[error(
+        "codex is unavailable: {cause}; the next start will be tried in {}s",
+        secs_until(*retry_at)
+    )]
+    Unavailable {
+        /// Why the last start failed.
+        cause: String,
+        /// When the next start will be tried.
+        retry_at: SystemTime,
+    },
+    /// The [`SessionStore`](crate::SessionStore) failed.
+    #[error(transparent)]
+    Store(Arc<crate::sessions::StoreError>),
+    /// [`Sessions::close`](crate::Sessions::close) was called.
+    #[error("the codex sessions were closed")]
+    Closed,
     /// A request got no answer in time.
     #[error("codex did not answer `{method}` within {after:?}; it may be stuck")]
     Timeout {
@@ -55,6 +83,14 @@ pub enum Error {
     },
 }
 
+/// codex's JSON-RPC error code for "server overloaded; retry later".
+pub(crate) const OVERLOADED: i64 = -32001;
+
+fn secs_until(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::now())
+        .map_or(0, |d| d.as_secs_f64().ceil() as u64)
+}
+
 impl Error {
     /// Whether the app-server is dead (or could not be started): nothing on
     /// this adapter will work again.
@@ -65,6 +101,8 @@ impl Error {
                 | Error::Spawn(_)
                 | Error::NotFound(_)
                 | Error::HandshakeTimeout { .. }
+                | Error::Unavailable { .. }
+                | Error::Closed
         )
     }
 
@@ -73,6 +111,12 @@ impl Error {
             return Error::ServerDied(reason.to_string());
         }
         if let Some(obj) = e.rpc_error() {
+            if obj.code == jsonrpc_stdio::ErrorCode(OVERLOADED) {
+                return Error::Overloaded {
+                    method: method.to_owned(),
+                    message: obj.message.clone(),
+                };
+            }
             return Error::Refused {
                 method: method.to_owned(),
                 message: obj.message.clone(),

@@ -116,5 +116,8 @@ pub use options::{
     AskForApproval, InputItem, SandboxMode, ThreadOptions, TurnInput, TurnLimits, TurnOptions,
 };
 pub use server::{AppServer, AppServerBuilder, Thread};
-pub use sessions::Sessions;
+pub use sessions::{
+    Health, MemoryStore, RestartPolicy, SessionCounters, SessionEvent, SessionRecord, SessionStore,
+    Sessions, SessionsBuilder, StoreError,
+};
 pub use turn::{Interrupter, Turn, TurnSummary};

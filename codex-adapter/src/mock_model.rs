@@ -123,6 +123,25 @@ impl ModelRequest {
         last
     }
 
+    /// The text of every user message in the request's input, in order:
+    /// the conversation the model was shown (codex's own `<…>` context
+    /// messages left out). A resumed thread's request repeats the earlier
+    /// turns' texts.
+    pub fn user_texts(&self) -> Vec<String> {
+        self.input()
+            .iter()
+            .filter(|item| item.get("role").and_then(Value::as_str) == Some("user"))
+            .filter_map(|item| item.get("content").and_then(Value::as_array))
+            .map(|parts| {
+                parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect::<String>()
+            })
+            .filter(|text| !text.starts_with('<'))
+            .collect()
+    }
+
     /// The output of the tool call this request answers, when its last
     /// input item is one.
     pub fn tool_output(&self) -> Option<String> {

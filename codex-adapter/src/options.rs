@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::approval::ApprovalPolicy;
 
 /// When codex asks before acting (`approvalPolicy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AskForApproval {
     /// Ask before anything not known to be safe.
@@ -24,7 +24,7 @@ pub enum AskForApproval {
 }
 
 /// What commands may touch (`sandbox`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SandboxMode {
     /// Read anything, write nothing.
@@ -65,24 +65,36 @@ parse_kebab!(SandboxMode, "sandbox mode",
 
 /// How a thread starts (`thread/start`) or resumes (`thread/resume`). Unset
 /// fields take codex's defaults (seen: `on-request`, read-only sandbox).
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// It serializes (camelCase, unset fields omitted) so a
+/// [`SessionStore`](crate::SessionStore) can keep it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 #[non_exhaustive]
 pub struct ThreadOptions {
     /// The model, e.g. `gpt-5-codex`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// The model provider from codex's config.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model_provider: Option<String>,
     /// The working directory of the thread's commands.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
     /// When codex asks before acting.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_policy: Option<AskForApproval>,
     /// What commands may touch.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxMode>,
     /// Replaces codex's base instructions.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_instructions: Option<String>,
     /// Extra developer instructions.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub developer_instructions: Option<String>,
     /// Config overrides (`-c key=value` as a JSON object).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<Value>,
 }
 

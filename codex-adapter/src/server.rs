@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -147,6 +150,7 @@ impl AppServerBuilder {
         }
         let client = Client::builder()
             .request_timeout(Some(self.request_timeout))
+            .subscription_capacity(ROUTER_CAPACITY)
             .spawn(command)
             .map_err(Error::Spawn)?;
         self.handshake(client).await
@@ -164,6 +168,7 @@ impl AppServerBuilder {
     {
         let client = Client::builder()
             .request_timeout(Some(self.request_timeout))
+            .subscription_capacity(ROUTER_CAPACITY)
             .connect(reader, writer);
         self.handshake(client).await
     }
@@ -239,7 +244,176 @@ fn answer_unrouted(req: IncomingRequest, decision: ApprovalDecision) {
     }
 }
 
-type Routes = Mutex<HashMap<String, mpsc::UnboundedSender<Pending>>>;
+/// How far the connection's router may fall behind the reader before
+/// notifications are lost (for every thread at once). The router only moves
+/// messages from one queue to another, so it stays far from this.
+const ROUTER_CAPACITY: usize = 1 << 16;
+
+/// How many progress notifications (deltas) a running turn may leave unread
+/// before the newest are dropped and a lag marker takes their place.
+/// Everything else — items, errors, terminal events, approvals — is always
+/// queued: a turn never loses how it ended.
+pub(crate) const INBOX_CAPACITY: usize = 8192;
+
+/// What the connection's router hands a thread's running turn, in wire order.
+pub(crate) enum Routed {
+    Note(String, Value),
+    Request(Pending),
+    /// This many progress notifications were dropped here.
+    Lagged(u64),
+}
+
+/// Whether a notification is progress that a slow reader may lose (a text
+/// or output delta), as opposed to one that changes what the turn is:
+/// items, errors, and terminal events (`turn/completed`,
+/// `codex/event/task_complete`, `codex/event/turn_aborted`, …) are never
+/// dropped.
+pub(crate) fn is_progress(method: &str) -> bool {
+    let ty = method.rsplit('/').next().unwrap_or(method);
+    ty.ends_with("delta") || ty.ends_with("Delta")
+}
+
+/// The sending side of one thread's inbox, held by the router.
+struct Inbox {
+    tx: mpsc::UnboundedSender<Routed>,
+    queued: Arc<AtomicUsize>,
+    skipped: u64,
+}
+
+impl Inbox {
+    /// Queues `item` unless it is progress and the inbox is full. Returns
+    /// the item back when the receiver is gone.
+    fn offer(&mut self, item: Routed, droppable: bool) -> Result<(), Routed> {
+        if droppable && self.queued.load(Ordering::Acquire) >= INBOX_CAPACITY {
+            self.skipped += 1;
+            return Ok(());
+        }
+        if self.skipped > 0 {
+            let skipped = std::mem::take(&mut self.skipped);
+            self.queued.fetch_add(1, Ordering::AcqRel);
+            if self.tx.send(Routed::Lagged(skipped)).is_err() {
+                return Err(item);
+            }
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(item).map_err(|e| e.0)
+    }
+}
+
+/// The receiving side of one thread's inbox, read by its turn.
+pub(crate) struct InboxReceiver {
+    rx: mpsc::UnboundedReceiver<Routed>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl InboxReceiver {
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Routed>> {
+        let polled = self.rx.poll_recv(cx);
+        if let Poll::Ready(Some(_)) = &polled {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        polled
+    }
+
+    /// Waits for the router to close this inbox (it does once the
+    /// connection died and everything before the death was routed) and
+    /// says whether any notification arrived.
+    pub(crate) async fn drain_saw_note(&mut self) -> bool {
+        let mut saw = false;
+        while let Some(item) = self.rx.recv().await {
+            saw |= matches!(item, Routed::Note(..));
+        }
+        saw
+    }
+}
+
+impl futures::Stream for InboxReceiver {
+    type Item = Routed;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Routed>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+/// Thread id → the inbox of its running turn. `open` turns false when the
+/// router ends (the connection died): later routes get a closed inbox.
+#[derive(Default)]
+struct RouteTable {
+    inboxes: HashMap<String, Inbox>,
+    closed: bool,
+}
+
+type Routes = Mutex<RouteTable>;
+
+/// The one place per connection where codex's messages are sorted by
+/// thread: each notification and server→client request goes to the inbox
+/// of its thread's running turn, or is dropped (notifications) / answered
+/// by default (requests) when no turn of that thread runs. Notifications
+/// are read first, so an approval never overtakes the `item/started` it
+/// follows on the wire.
+async fn route_messages(
+    mut notes: jsonrpc_stdio::Subscription,
+    mut requests: jsonrpc_stdio::IncomingRequests,
+    routes: std::sync::Weak<Routes>,
+    default_decision: ApprovalDecision,
+) {
+    let (mut notes_open, mut requests_open) = (true, true);
+    while notes_open || requests_open {
+        tokio::select! {
+            biased;
+            note = notes.next(), if notes_open => match note {
+                Some(Ok(n)) => {
+                    let params = n.params.unwrap_or(Value::Null);
+                    let thread = crate::decode::route_of(&n.method, &params).thread_id.map(str::to_owned);
+                    let (Some(thread), Some(routes)) = (thread, routes.upgrade()) else { continue };
+                    let mut table = routes.lock().expect("routes");
+                    if let Some(inbox) = table.inboxes.get_mut(&thread) {
+                        let droppable = is_progress(&n.method);
+                        if inbox.offer(Routed::Note(n.method, params), droppable).is_err() {
+                            table.inboxes.remove(&thread);
+                        }
+                    }
+                }
+                Some(Err(jsonrpc_stdio::Error::Lagged { skipped })) => {
+                    tracing::warn!(skipped, "codex-adapter's router fell behind the connection");
+                    if let Some(routes) = routes.upgrade() {
+                        for inbox in routes.lock().expect("routes").inboxes.values_mut() {
+                            let _ = inbox.offer(Routed::Lagged(skipped), false);
+                        }
+                    }
+                }
+                Some(Err(_)) | None => notes_open = false,
+            },
+            req = requests.next(), if requests_open => match req {
+                Some(req) => {
+                    let params = req.params().cloned().unwrap_or(Value::Null);
+                    let thread = crate::decode::route_of(req.method(), &params).thread_id.map(str::to_owned);
+                    let Some(routes) = routes.upgrade() else {
+                        answer_unrouted(req, default_decision);
+                        continue;
+                    };
+                    let mut table = routes.lock().expect("routes");
+                    let inbox = thread.as_ref().and_then(|t| table.inboxes.get_mut(t));
+                    let refused = match inbox {
+                        Some(inbox) => inbox.offer(Routed::Request(Pending(Some(req))), false).err(),
+                        None => Some(Routed::Request(Pending(Some(req)))),
+                    };
+                    drop(table);
+                    if let Some(Routed::Request(pending)) = refused {
+                        answer_unrouted(pending.take(), default_decision);
+                    }
+                }
+                None => requests_open = false,
+            },
+        }
+    }
+    // Everything sent before the death is routed: close every inbox, so
+    // each turn drains its own and then sees the death.
+    if let Some(routes) = routes.upgrade() {
+        let mut table = routes.lock().expect("routes");
+        table.closed = true;
+        table.inboxes.clear();
+    }
+}
 
 pub(crate) struct Inner {
     pub(crate) client: Client,
@@ -248,8 +422,8 @@ pub(crate) struct Inner {
     pub(crate) limits: TurnLimits,
     pub(crate) approvals: ApprovalPolicy,
     pub(crate) family: Family,
-    /// Thread id → the request channel of its running turn. Owned here; a
-    /// turn's [`RouteGuard`] removes its entry. The router holds it weakly.
+    /// Thread id → the inbox of its running turn. Owned here; a turn's
+    /// [`RouteGuard`] removes its entry. The router holds it weakly.
     routes: Arc<Routes>,
     /// Thread id → its turn lock. One lock per thread id, however many
     /// [`Thread`] handles exist.
@@ -298,33 +472,15 @@ impl AppServer {
 
     fn new(client: Client, user_agent: String, b: AppServerBuilder) -> AppServer {
         let routes: Arc<Routes> = Arc::default();
-        // The router owns the one stream of server→client requests and hands
-        // each to the turn of its thread. Registering it before any thread
-        // exists means no approval can arrive unrouted-by-accident.
-        let mut requests = client.requests(Filter::All);
-        let router_routes = Arc::downgrade(&routes);
+        // Subscribing before any thread exists means nothing can arrive
+        // unrouted-by-accident.
         let default_decision = b.approvals.automatic().unwrap_or(ApprovalDecision::Decline);
-        let router = tokio::spawn(async move {
-            while let Some(req) = requests.next().await {
-                let params = req.params().cloned().unwrap_or(Value::Null);
-                let thread = crate::decode::route_of(req.method(), &params)
-                    .thread_id
-                    .map(str::to_owned);
-                let Some(routes) = router_routes.upgrade() else {
-                    answer_unrouted(req, default_decision);
-                    continue;
-                };
-                let sender = thread.and_then(|t| routes.lock().expect("routes").get(&t).cloned());
-                match sender {
-                    Some(tx) => {
-                        if let Err(mpsc::error::SendError(pending)) = tx.send(Pending(Some(req))) {
-                            answer_unrouted(pending.take(), default_decision);
-                        }
-                    }
-                    None => answer_unrouted(req, default_decision),
-                }
-            }
-        });
+        let router = tokio::spawn(route_messages(
+            client.subscribe(Filter::All),
+            client.requests(Filter::All),
+            Arc::downgrade(&routes),
+            default_decision,
+        ));
         let inner = Inner {
             client,
             user_agent,
@@ -417,6 +573,27 @@ impl AppServer {
         self.thread_from("thread/resume", &result)
     }
 
+    /// Forks a thread (`thread/fork`, codex newer than 0.72.0): a new
+    /// thread with a copy of its history, for when the original cannot be
+    /// resumed because another process holds it.
+    ///
+    /// # Errors
+    /// codex 0.72.0 has no `thread/fork`: it answers with
+    /// [`Error::Refused`].
+    ///
+    /// # Cancel safety
+    /// Dropping the future may leave the fork in codex.
+    pub async fn fork_thread(
+        &self,
+        thread_id: &str,
+        options: ThreadOptions,
+    ) -> Result<Thread, Error> {
+        let mut params = options.to_params();
+        params.insert("threadId".into(), thread_id.into());
+        let result = self.call("thread/fork", Value::Object(params)).await?;
+        self.thread_from("thread/fork", &result)
+    }
+
     fn thread_from(&self, method: &str, result: &Value) -> Result<Thread, Error> {
         let id = result
             .pointer("/thread/id")
@@ -445,20 +622,27 @@ impl AppServer {
         })
     }
 
-    /// Registers the request channel of `thread_id`'s turn.
-    pub(crate) fn route(&self, thread_id: &str) -> (RouteGuard, mpsc::UnboundedReceiver<Pending>) {
+    /// Registers the inbox of `thread_id`'s turn: from now on the router
+    /// hands it that thread's notifications and requests.
+    pub(crate) fn route(&self, thread_id: &str) -> (RouteGuard, InboxReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.inner
-            .routes
-            .lock()
-            .expect("routes")
-            .insert(thread_id.to_owned(), tx);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut table = self.inner.routes.lock().expect("routes");
+        if !table.closed {
+            let inbox = Inbox {
+                tx,
+                queued: queued.clone(),
+                skipped: 0,
+            };
+            table.inboxes.insert(thread_id.to_owned(), inbox);
+        }
+        drop(table);
         (
             RouteGuard {
                 server: Arc::downgrade(&self.inner),
                 thread_id: thread_id.to_owned(),
             },
-            rx,
+            InboxReceiver { rx, queued },
         )
     }
 }
@@ -472,7 +656,8 @@ pub(crate) struct RouteGuard {
 impl Drop for RouteGuard {
     fn drop(&mut self) {
         if let Some(inner) = self.server.upgrade() {
-            inner.routes.lock().expect("routes").remove(&self.thread_id);
+            let mut table = inner.routes.lock().expect("routes");
+            table.inboxes.remove(&self.thread_id);
         }
     }
 }

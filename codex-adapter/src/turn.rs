@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::stream::{self, BoxStream, PollNext};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use jsonrpc_stdio::watchdog::{Expired, Pauser, Watchdog};
-use jsonrpc_stdio::{Client, Filter};
+use jsonrpc_stdio::Client;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, OwnedMutexGuard};
 
@@ -18,17 +18,26 @@ use crate::decode::{route_of, TurnDecoder};
 use crate::error::Error;
 use crate::event::{FileChange, TimeLimit, TokenUsage, TurnEvent, TurnOutcome};
 use crate::options::{TurnInput, TurnLimits, TurnOptions};
-use crate::server::{Pending, RouteGuard, Thread};
+use crate::server::{Pending, RouteGuard, Routed, Thread};
 
 /// How long a dropped or expired turn's `turn/interrupt` may take.
 const INTERRUPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the turn's merged input yields.
-enum Raw {
-    Note(String, Value),
-    Lagged(u64),
-    Closed(String),
-    Request(Pending),
+/// Why `turn/start` failed, and whether codex can have run any of it.
+pub(crate) struct StartFailure {
+    pub(crate) error: Error,
+    /// The app-server was dead and no event of the turn ever arrived: the
+    /// turn did not run, and may be sent again to a new app-server.
+    pub(crate) unseen: bool,
+}
+
+impl From<Error> for StartFailure {
+    fn from(error: Error) -> Self {
+        StartFailure {
+            error,
+            unseen: false,
+        }
+    }
 }
 
 /// What a turn holds while it runs; dropping it frees the thread.
@@ -113,7 +122,7 @@ pub struct Turn {
     thread_id: String,
     turn_id: String,
     interrupter: Interrupter,
-    events: Pin<Box<Watchdog<BoxStream<'static, Raw>>>>,
+    events: Pin<Box<Watchdog<BoxStream<'static, Routed>>>>,
     pauser: Pauser,
     decoder: TurnDecoder,
     queue: VecDeque<TurnEvent>,
@@ -140,27 +149,42 @@ impl Turn {
         input: TurnInput,
         options: TurnOptions,
     ) -> Result<Turn, Error> {
+        Self::start_checked(thread, input, options)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// Like [`start`](Self::start), but says whether a failed start may be
+    /// sent again to a new app-server.
+    pub(crate) async fn start_checked(
+        thread: &Thread,
+        input: TurnInput,
+        options: TurnOptions,
+    ) -> Result<Turn, StartFailure> {
         let inner = &thread.server.inner;
         let client = inner.client.clone();
         let dead = |client: &Client| {
-            client
-                .close_reason()
-                .map(|r| Error::ServerDied(r.to_string()))
+            client.close_reason().map(|r| StartFailure {
+                error: Error::ServerDied(r.to_string()),
+                unseen: true,
+            })
         };
         if let Some(e) = dead(&client) {
             return Err(e);
         }
         let lock = tokio::select! {
             guard = thread.lock.clone().lock_owned() => guard,
-            reason = client.closed() => return Err(Error::ServerDied(reason.to_string())),
+            reason = client.closed() => return Err(StartFailure {
+                error: Error::ServerDied(reason.to_string()),
+                unseen: true,
+            }),
         };
         if let Some(e) = dead(&client) {
             return Err(e);
         }
-        // Subscribe and route before turn/start is written: nothing codex
-        // says about this turn can be missed.
-        let subscription = client.subscribe(Filter::All);
-        let (route, requests) = thread.server.route(thread.id());
+        // Route before turn/start is written: nothing codex says about this
+        // turn can be missed.
+        let (route, mut inbox) = thread.server.route(thread.id());
 
         let mut params = json!({"threadId": thread.id(), "input": input.to_wire()});
         if let Some(model) = &options.model {
@@ -172,7 +196,19 @@ impl Turn {
         if let Some(policy) = options.approval_policy {
             params["approvalPolicy"] = json!(policy);
         }
-        let result = send_turn_start(&client, thread.id(), params, inner.request_timeout).await?;
+        let result =
+            match send_turn_start(&client, thread.id(), params, inner.request_timeout).await {
+                Ok(result) => result,
+                Err(error @ Error::ServerDied(_)) => {
+                    // Codex died before answering. If nothing of this
+                    // thread arrived after turn/start was written, the
+                    // turn never ran. The router closes the inbox once
+                    // everything before the death is routed.
+                    let unseen = !inbox.drain_saw_note().await;
+                    return Err(StartFailure { error, unseen });
+                }
+                Err(error) => return Err(error.into()),
+            };
         let turn_id = result
             .pointer("/turn/id")
             .and_then(Value::as_str)
@@ -183,27 +219,18 @@ impl Turn {
             .to_owned();
 
         let limits: TurnLimits = options.limits.unwrap_or(inner.limits);
-        let (thread_id, own_turn) = (thread.id().to_owned(), turn_id.clone());
-        let notes = subscription.filter_map(move |item| {
+        let own_turn = turn_id.clone();
+        // The inbox holds only this thread's messages; a late one of the
+        // thread's previous turn is skipped by its turn id.
+        let routed = inbox.filter(move |item| {
             futures::future::ready(match item {
-                Ok(n) => {
-                    let params = n.params.unwrap_or(Value::Null);
-                    let route = route_of(&n.method, &params);
-                    let ours = route.thread_id == Some(thread_id.as_str())
-                        && route.turn_id.map_or(true, |t| t == own_turn);
-                    ours.then(|| Raw::Note(n.method, params))
-                }
-                Err(jsonrpc_stdio::Error::Lagged { skipped }) => Some(Raw::Lagged(skipped)),
-                Err(e) => Some(Raw::Closed(e.to_string())),
+                Routed::Note(method, params) => route_of(method, params)
+                    .turn_id
+                    .map_or(true, |t| t == own_turn),
+                _ => true,
             })
         });
-        let requests = stream::unfold(requests, |mut rx| async move {
-            rx.recv().await.map(|p| (Raw::Request(p), rx))
-        });
-        // Notifications first: an approval's item/started precedes it on the
-        // wire, and is already queued when the approval is routed.
-        let merged = stream::select_with_strategy(notes, requests, |_: &mut ()| PollNext::Left);
-        let events = Watchdog::new(merged.boxed(), limits.idle, Some(limits.budget));
+        let events = Watchdog::new(routed.boxed(), limits.idle, Some(limits.budget));
         let pauser = events.pauser();
         let mut decoder = TurnDecoder::new(inner.family);
         decoder.set_turn_id(&turn_id);
@@ -455,21 +482,18 @@ impl Stream for Turn {
                 Poll::Pending => return Poll::Pending,
             };
             match raw {
-                Some(Ok(Raw::Note(method, params))) => {
+                Some(Ok(Routed::Note(method, params))) => {
                     let events = this.decoder.decode(&method, &params);
                     this.absorb(events);
                 }
-                Some(Ok(Raw::Request(pending))) => this.on_request(pending),
-                Some(Ok(Raw::Lagged(skipped))) => this.queue.push_back(TurnEvent::Error {
+                Some(Ok(Routed::Request(pending))) => this.on_request(pending),
+                Some(Ok(Routed::Lagged(skipped))) => this.queue.push_back(TurnEvent::Error {
                     message: format!(
-                        "this turn's reader fell behind and lost {skipped} notifications; \
-                         poll the turn stream promptly"
+                        "this turn's reader fell behind and lost {skipped} progress \
+                         notifications (deltas); poll the turn stream promptly"
                     ),
                     codex_error_info: None,
                 }),
-                Some(Ok(Raw::Closed(message))) => {
-                    this.end_with(TurnOutcome::ServerDied { message })
-                }
                 Some(Err(expired)) => {
                     let (limit, after) = match expired {
                         Expired::Idle(d) => (TimeLimit::Idle, d),

@@ -293,14 +293,23 @@ async fn a_dropped_approval_is_declined_not_answered_with_an_error() {
 
 #[tokio::test]
 async fn a_session_map_starts_one_thread_per_key_on_first_use() {
-    let server = fake(&["--turns", "complete"]).spawn().await.unwrap();
-    let sessions = Sessions::new(server, ThreadOptions::default());
-    let key = "workspace-1".to_string();
-    let (a, b) = tokio::join!(sessions.thread(&key), sessions.thread(&key));
+    let sessions = Sessions::builder(fake(&["--turns", "complete"])).build();
+    let (a, b) = tokio::join!(
+        sessions.thread("workspace-1"),
+        sessions.thread("workspace-1")
+    );
     assert_eq!(a.unwrap().id(), b.unwrap().id());
-    let other = sessions.thread(&"workspace-2".to_string()).await.unwrap();
-    assert_ne!(other.id(), sessions.thread(&key).await.unwrap().id());
-    assert_eq!(sessions.len(), 2);
-    let summary = sessions.run(&key, "hi").await.unwrap();
+    let other = sessions.thread("workspace-2").await.unwrap();
+    assert_ne!(
+        other.id(),
+        sessions.thread("workspace-1").await.unwrap().id()
+    );
+    let summary = sessions.run("workspace-1", "hi").await.unwrap();
     assert_eq!(summary.final_text.as_deref(), Some("Hello fake"));
+    assert_eq!(sessions.counters().restarts, 0);
+    sessions.close().await;
+    assert!(matches!(
+        sessions.run("workspace-1", "hi").await,
+        Err(Error::Closed)
+    ));
 }
