@@ -98,9 +98,13 @@ async fn card(State(state): State<AppState>) -> Json<Value> {
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {
+    let codex = state.service.codex();
+    let counters = codex.counters();
     Json(json!({
-        "status": "ok",
-        "codexPid": state.service.codex().pid().await,
+        "codex": format!("{:?}", codex.health()),
+        "codexPid": codex.pid(),
+        "restarts": counters.restarts,
+        "resumes": counters.resumes,
         "liveTasks": state.service.live_tasks(),
     }))
 }

@@ -262,6 +262,18 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the codex thread of a context (its tasks stay).
+    ///
+    /// # Cancel safety
+    /// All or nothing.
+    pub async fn forget_thread(&self, context_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE contexts SET thread_id = NULL, options = NULL WHERE id = ?1")
+            .bind(context_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Closes the database (waits for the connection to finish).
     ///
     /// # Cancel safety

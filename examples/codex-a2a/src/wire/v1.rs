@@ -201,28 +201,29 @@ pub fn parse_message(v: Option<&Value>, path: &str) -> Result<Message, RpcError>
     let Some(o) = v.as_object() else {
         return Err(RpcError::invalid_params(path, "must be an object"));
     };
-    let role =
-        match o.get("role").and_then(Value::as_str) {
-            Some("ROLE_USER") => Role::User,
-            Some("ROLE_AGENT") => {
-                return Err(RpcError::invalid_params(
-                    &format!("{path}.role"),
-                    "a client sends ROLE_USER messages",
-                ))
-            }
-            Some(other) => return Err(RpcError::invalid_params(
+    let role = match o.get("role").and_then(Value::as_str) {
+        Some("ROLE_USER") => Role::User,
+        Some("ROLE_AGENT") => {
+            return Err(RpcError::invalid_params(
+                &format!("{path}.role"),
+                "a client sends ROLE_USER messages",
+            ))
+        }
+        Some(other) => {
+            return Err(RpcError::invalid_params(
                 &format!("{path}.role"),
                 format!(
                     "must be ROLE_USER, not {other:?} (A2A 1.0 spells roles as proto enum names)"
                 ),
-            )),
-            None => {
-                return Err(RpcError::invalid_params(
-                    &format!("{path}.role"),
-                    "is required (ROLE_USER)",
-                ))
-            }
-        };
+            ))
+        }
+        None => {
+            return Err(RpcError::invalid_params(
+                &format!("{path}.role"),
+                "is required (ROLE_USER)",
+            ))
+        }
+    };
     let parts = match o.get("parts") {
         Some(Value::Array(parts)) if !parts.is_empty() => parts
             .iter()
