@@ -5,16 +5,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -88,7 +87,6 @@ pub fn router(state: AppState) -> Router {
         .route(CARD_PATH, get(card))
         .route(LEGACY_CARD_PATH, get(card))
         .route("/health", get(health))
-        .layer(DefaultBodyLimit::max(state.max_body))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
@@ -145,28 +143,50 @@ fn json_response(body: Value) -> Response {
     Json(body).into_response()
 }
 
-async fn jsonrpc(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
+/// Past the limit, a body is still read (and dropped) up to this many
+/// times the limit, so the client gets to read the 413 instead of a reset
+/// connection; beyond that the connection is closed.
+const DRAIN_FACTOR: usize = 4;
+
+/// Reads a body of at most `limit` bytes; past it, the 413 answer.
+async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, Response> {
+    let mut chunks = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let e = RpcError::invalid_request(format!("cannot read the request body: {e}"));
+                return Err(
+                    (StatusCode::BAD_REQUEST, Json(rpc::error(&Value::Null, &e))).into_response(),
+                );
+            }
+        };
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            buf.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_mul(DRAIN_FACTOR) {
+            break;
+        }
+    }
+    if seen > limit {
+        let e = RpcError::invalid_request(format!(
+            "the request body is larger than this agent's limit of {limit} bytes (--max-body)"
+        ));
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(rpc::error(&Value::Null, &e)),
+        )
+            .into_response());
+    }
+    Ok(buf)
+}
+
+async fn jsonrpc(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(body, state.max_body).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let e = RpcError::invalid_request(format!(
-                "the request body is larger than this agent's limit of {} bytes (--max-body)",
-                state.max_body
-            ));
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Json(rpc::error(&Value::Null, &e)),
-            )
-                .into_response();
-        }
-        Err(rejection) => {
-            let e = RpcError::invalid_request(format!("cannot read the request body: {rejection}"));
-            return (rejection.status(), Json(rpc::error(&Value::Null, &e))).into_response();
-        }
+        Err(response) => return response,
     };
     let request = match rpc::parse_request(&body) {
         Ok(r) => r,

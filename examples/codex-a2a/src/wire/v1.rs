@@ -153,6 +153,14 @@ fn parse_part(v: &Value, path: &str) -> Result<Part, RpcError> {
     let Some(o) = v.as_object() else {
         return Err(RpcError::invalid_params(path, "a part must be an object"));
     };
+    if o.contains_key("kind") {
+        // Mixing the versions is the likeliest mistake; say so.
+        return Err(RpcError::invalid_params(
+            &format!("{path}.kind"),
+            "\"kind\" is the A2A 0.3 spelling: a 1.0 part holds exactly one of text, raw, url or \
+             data ({\"text\": \"…\"}); or call the 0.3 method message/send",
+        ));
+    }
     let present: Vec<&str> = ["text", "raw", "url", "data"]
         .into_iter()
         .filter(|k| o.get(*k).is_some_and(|v| !v.is_null()))

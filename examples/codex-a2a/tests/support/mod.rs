@@ -152,8 +152,11 @@ impl Agent {
     /// Starts a new agent on the same state (after [`kill9`](Self::kill9)
     /// or [`sigterm`](Self::sigterm)).
     pub fn restart(mut self) -> Agent {
-        self.child = None;
-        Agent::spawn(self.dir.clone(), self.codex.clone(), self.extra.clone())
+        assert!(self.child.is_none(), "stop the agent before restarting it");
+        // The scratch directory moves to the new agent (and is not removed
+        // when this one is dropped).
+        let dir = std::mem::take(&mut self.dir);
+        Agent::spawn(dir, self.codex.clone(), self.extra.clone())
     }
 
     /// The agent's process id.
@@ -336,7 +339,7 @@ impl Drop for Agent {
                 signal(pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
