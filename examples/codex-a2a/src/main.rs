@@ -179,6 +179,17 @@ fn main() -> ExitCode {
     ExitCode::from(runtime.block_on(run(args)))
 }
 
+/// When neither `--codex`, `$CODEX_BIN` nor `$PATH` has codex: the one
+/// `scripts/install-tools codex` put in this checkout's `.tools/`, so the
+/// README's command works on a fresh machine.
+fn installed_codex() -> Option<PathBuf> {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools");
+    ["codex-latest", "codex-0.72.0"]
+        .iter()
+        .map(|dir| tools.join(dir).join("node_modules/.bin/codex"))
+        .find(|p| p.exists())
+}
+
 /// The home of codex under `--mock-model`: beside the database, so codex's
 /// threads (and so the contexts' history) survive a restart.
 fn mock_home(state: &Path) -> PathBuf {
@@ -220,10 +231,13 @@ async fn run(args: Args) -> u8 {
 
     let codex_path = match codex_adapter::discover::find_codex(args.codex.as_deref()) {
         Ok(path) => path,
-        Err(e) => {
-            eprintln!("codex-a2a: {e}");
-            return EXIT_CODEX;
-        }
+        Err(e) => match installed_codex().filter(|_| args.codex.is_none()) {
+            Some(path) => path,
+            None => {
+                eprintln!("codex-a2a: {e}");
+                return EXIT_CODEX;
+            }
+        },
     };
     let limits = TurnLimits {
         idle: Duration::from_secs_f64(args.idle_timeout),
