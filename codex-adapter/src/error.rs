@@ -92,8 +92,10 @@ fn secs_until(at: SystemTime) -> u64 {
 }
 
 impl Error {
-    /// Whether the app-server is dead (or could not be started): nothing on
-    /// this adapter will work again.
+    /// Whether the app-server is dead, could not be started, or is not
+    /// available ([`Sessions`](crate::Sessions) breaker open, or closed).
+    /// On a plain [`AppServer`](crate::AppServer) nothing will work again;
+    /// [`Sessions`](crate::Sessions) restarts codex on a later call.
     pub fn is_server_dead(&self) -> bool {
         matches!(
             self,

@@ -28,23 +28,26 @@
 //! | module | role |
 //! |---|---|
 //! | [`discover`] | find the codex binary (explicit, `$CODEX_BIN`, `$PATH`; npm shim → native binary) |
-//! | [`AppServer`] (`server`) | spawn + bounded handshake; threads; the router of server→client requests; per-thread turn locks |
-//! | [`Turn`] (`turn`) | one turn's stream: subscription + approvals, filtered by thread/turn id, under a watchdog |
+//! | [`AppServer`] (`server`) | spawn + bounded handshake; threads; the connection's one router, which sorts notifications and server→client requests by thread id into each running turn's inbox; per-thread turn locks |
+//! | [`Turn`] (`turn`) | one turn's stream: its thread's inbox (notifications + approvals), filtered by turn id, under a watchdog |
 //! | [`decode`] | pure mapping of both wire families to [`TurnEvent`]; [`TurnDecoder`](decode::TurnDecoder) dedups and ends a turn once |
 //! | [`event`] | [`TurnEvent`], [`TurnOutcome`] and their JSON shape |
 //! | [`approval`] | [`Approval`] (a responder that declines when dropped), [`ApprovalPolicy`] |
-//! | [`Sessions`] (`sessions`) | one thread per caller key |
+//! | [`Sessions`] (`sessions`) | the self-healing layer: one thread per caller key (kept in a [`SessionStore`]), codex restarted on the next call after it dies (backoff, breaker), threads resumed on first use after a restart; [`Health`], [`SessionCounters`], [`SessionEvent`]s |
 //! | [`options`] | typed thread/turn options and input |
 //! | [`mock_model`] | a loopback Responses-API mock so real codex runs with no account |
 //! | [`reaper`] | end every process codex left behind (child subreaper) |
 //!
-//! The life of a turn: [`Thread::start_turn`] takes the thread's lock,
-//! subscribes to the connection's notifications and registers the thread's
-//! request route, **then** writes `turn/start` — so nothing codex sends for
-//! the turn is lost, even before the response. The [`Turn`] stream merges the
-//! notifications whose `threadId`/`conversationId` (and turn id) are its own
-//! with the approvals the router hands it, under an idle/budget watchdog
-//! (`jsonrpc_stdio::watchdog`). Each notification goes through a
+//! The life of a turn: [`Thread::start_turn`] takes the thread's lock and
+//! registers the thread's inbox with the connection's router, **then** writes
+//! `turn/start` — so nothing codex sends for the turn is lost, even before
+//! the response. The router is the one subscriber of the connection: it reads
+//! each notification's `threadId`/`conversationId` once and hands it, and
+//! each approval request, to that thread's inbox, so a turn's queue holds
+//! only its own thread's events. A full inbox drops only deltas (with a lag
+//! marker); items, errors and terminal events are always queued. The [`Turn`]
+//! stream reads the inbox (skipping a previous turn's stragglers by turn id)
+//! under an idle/budget watchdog (`jsonrpc_stdio::watchdog`). Each notification goes through a
 //! [`TurnDecoder`](decode::TurnDecoder), which reads one wire family (codex
 //! 0.72.0 sends every event twice and every text delta three times), tracks
 //! items, and emits exactly one [`TurnEvent::Outcome`]. When the outcome is
@@ -59,7 +62,14 @@
 //! | codex binary missing | [`Error::NotFound`] saying where it looked and how to fix it |
 //! | app-server wedged at start-up | [`Error::HandshakeTimeout`] after 30 s (configurable) |
 //! | app-server exits during the handshake | [`Error::ServerDied`] with exit status and stderr tail |
-//! | app-server dies mid-turn | every open turn ends at once with [`TurnOutcome::ServerDied`]; later calls fail at once |
+//! | app-server dies mid-turn | every open turn ends at once with [`TurnOutcome::ServerDied`]; later calls fail at once ([`AppServer`]) or restart codex ([`Sessions`]) |
+//! | [`Sessions`]: codex died | the next call restarts it (one restart at a time; first immediate, then 250 ms … 30 s backoff with jitter); each key's thread is resumed on first use ([`SessionEvent::Resumed`]); turns open at the death are never re-run |
+//! | [`Sessions`]: `turn/start` reached an already-dead codex, no event of the turn seen | sent once more to the restarted codex ([`SessionEvent::TurnRetried`]) |
+//! | [`Sessions`]: codex fails to start 5 times in 60 s | breaker open: [`Error::Unavailable`] at once, naming the last cause and the next try |
+//! | [`Sessions`]: thread held by another process (newer codex's writer lock) | old codex made sure gone, resume retried once, then `thread/fork` ([`SessionEvent::Forked`]) |
+//! | [`Sessions`]: thread unknown to codex (no turn of it completed) | a new thread ([`SessionEvent::Replaced`], with codex's reason) |
+//! | codex overloaded (`-32001`) | [`Error::Overloaded`]; [`Sessions`] retries with backoff, 5 times by default |
+//! | a turn's caller does not read its stream | only deltas are dropped past 8192 queued, with a [`TurnEvent::Error`] saying how many; never the outcome, never another thread's events |
 //! | no event for 90 s / turn over 600 s | [`TurnOutcome::TimedOut`]; `turn/interrupt` sent; thread freed |
 //! | model error | [`TurnEvent::Error`], then [`TurnOutcome::Failed`] with `codex_error_info` |
 //! | approval not answered | a dropped [`Approval`] declines; never a JSON-RPC error (codex 0.72.0 hangs on one) |
@@ -74,7 +84,8 @@
 //! `web_search`, `plan_updated`, `diff_updated`, `token_usage`,
 //! `approval_requested`, `retrying`, `error`, `warning`, `item_abandoned`,
 //! `other`) and its fields in snake_case, then one last line
-//! `{"type":"outcome","status":...}` where `status` is `completed`
+//! `{"type":"outcome","status":...,"thread_id":...}` (`codex_turn --resume
+//! THREAD_ID` continues that thread) where `status` is `completed`
 //! (`last_agent_message`), `interrupted`, `failed` (`message`,
 //! `codex_error_info`), `timed_out` (`limit`, `after_secs`, `message`) or
 //! `server_died` (`message`):
@@ -108,6 +119,10 @@ mod error;
 mod server;
 mod sessions;
 mod turn;
+
+/// The attribute that implements [`SessionStore`] (an async trait), re-exported
+/// so a store needs no dependency of its own: `#[codex_adapter::async_trait]`.
+pub use async_trait::async_trait;
 
 pub use approval::{Approval, ApprovalDecision, ApprovalKind, ApprovalPolicy};
 pub use error::Error;

@@ -1,5 +1,6 @@
-//! The app-server process, its handshake, its threads, and the routing of
-//! server→client requests (approvals) to the turn they belong to.
+//! The app-server process, its handshake, its threads, and the one router
+//! per connection that hands each notification and server→client request
+//! (approval) to the running turn of its thread.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -275,6 +276,9 @@ pub(crate) fn is_progress(method: &str) -> bool {
 
 /// The sending side of one thread's inbox, held by the router.
 struct Inbox {
+    /// Which registration this is: a turn's [`RouteGuard`] removes only its
+    /// own inbox, never a later turn's of the same thread.
+    id: u64,
     tx: mpsc::UnboundedSender<Routed>,
     queued: Arc<AtomicUsize>,
     skipped: u64,
@@ -558,7 +562,12 @@ impl AppServer {
         self.thread_from("thread/start", &result)
     }
 
-    /// Resumes a thread by id (`thread/resume`).
+    /// Resumes a thread by id (`thread/resume`): codex loads it from
+    /// `CODEX_HOME`, and the model sees its conversation in the next turn.
+    /// codex saves a thread only once a turn of it completed; an unknown id
+    /// is [`Error::Refused`] ("no rollout found …"), and so is, on newer
+    /// codex, a thread another process holds ("… already has an active
+    /// writer").
     ///
     /// # Cancel safety
     /// Dropping the future may leave the thread loaded in codex.
@@ -569,6 +578,9 @@ impl AppServer {
     ) -> Result<Thread, Error> {
         let mut params = options.to_params();
         params.insert("threadId".into(), thread_id.into());
+        // The history stays in codex (the model sees it); newer codex would
+        // otherwise send all of it back. 0.72.0 ignores the field.
+        params.insert("excludeTurns".into(), true.into());
         let result = self.call("thread/resume", Value::Object(params)).await?;
         self.thread_from("thread/resume", &result)
     }
@@ -590,6 +602,7 @@ impl AppServer {
     ) -> Result<Thread, Error> {
         let mut params = options.to_params();
         params.insert("threadId".into(), thread_id.into());
+        params.insert("excludeTurns".into(), true.into());
         let result = self.call("thread/fork", Value::Object(params)).await?;
         self.thread_from("thread/fork", &result)
     }
@@ -627,9 +640,12 @@ impl AppServer {
     pub(crate) fn route(&self, thread_id: &str) -> (RouteGuard, InboxReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        static NEXT_INBOX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT_INBOX.fetch_add(1, Ordering::Relaxed);
         let mut table = self.inner.routes.lock().expect("routes");
         if !table.closed {
             let inbox = Inbox {
+                id,
                 tx,
                 queued: queued.clone(),
                 skipped: 0,
@@ -641,6 +657,7 @@ impl AppServer {
             RouteGuard {
                 server: Arc::downgrade(&self.inner),
                 thread_id: thread_id.to_owned(),
+                id,
             },
             InboxReceiver { rx, queued },
         )
@@ -651,13 +668,16 @@ impl AppServer {
 pub(crate) struct RouteGuard {
     server: std::sync::Weak<Inner>,
     thread_id: String,
+    id: u64,
 }
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
         if let Some(inner) = self.server.upgrade() {
             let mut table = inner.routes.lock().expect("routes");
-            table.inboxes.remove(&self.thread_id);
+            if table.inboxes.get(&self.thread_id).map(|i| i.id) == Some(self.id) {
+                table.inboxes.remove(&self.thread_id);
+            }
         }
     }
 }
@@ -725,5 +745,76 @@ impl Thread {
     /// Dropping the future interrupts the turn.
     pub async fn run(&self, input: impl Into<TurnInput>) -> Result<TurnSummary, Error> {
         Ok(self.start_turn(input).await?.collect_summary().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbox() -> (Inbox, InboxReceiver) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let inbox = Inbox {
+            id: 0,
+            tx,
+            queued: queued.clone(),
+            skipped: 0,
+        };
+        (inbox, InboxReceiver { rx, queued })
+    }
+
+    fn note(method: &str) -> Routed {
+        Routed::Note(method.into(), Value::Null)
+    }
+
+    #[test]
+    fn only_deltas_are_progress() {
+        for m in [
+            "item/agentMessage/delta",
+            "item/commandExecution/outputDelta",
+            "codex/event/agent_message_delta",
+            "codex/event/exec_command_output_delta",
+        ] {
+            assert!(is_progress(m), "{m}");
+        }
+        for m in [
+            "turn/completed",
+            "codex/event/task_complete",
+            "codex/event/turn_aborted",
+            "item/completed",
+            "error",
+        ] {
+            assert!(!is_progress(m), "{m}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_inbox_drops_deltas_but_never_how_the_turn_ends() {
+        let (mut inbox, mut rx) = inbox();
+        for _ in 0..INBOX_CAPACITY + 10 {
+            inbox
+                .offer(note("item/agentMessage/delta"), true)
+                .ok()
+                .unwrap();
+        }
+        inbox
+            .offer(note("turn/completed"), is_progress("turn/completed"))
+            .ok()
+            .unwrap();
+        drop(inbox);
+        let mut deltas = 0;
+        let mut seen = Vec::new();
+        while let Some(item) = futures::StreamExt::next(&mut rx).await {
+            match item {
+                Routed::Note(m, _) if m == "item/agentMessage/delta" => deltas += 1,
+                Routed::Note(m, _) => seen.push(m),
+                Routed::Lagged(n) => seen.push(format!("lagged {n}")),
+                Routed::Request(_) => unreachable!(),
+            }
+        }
+        assert_eq!(deltas, INBOX_CAPACITY);
+        assert_eq!(seen, ["lagged 10", "turn/completed"]);
+        assert_eq!(rx.queued.load(Ordering::Acquire), 0);
     }
 }

@@ -63,6 +63,11 @@ impl SessionRecord {
 /// keeps the map in its own database resumes its conversations after it
 /// restarts itself.
 ///
+/// [`Sessions`] saves a record when a key gets a thread (new, forked or
+/// replaced) and loads it when a key is first used in a new codex. A failing
+/// store fails that call with [`Error::Store`]. Its futures may be dropped
+/// (a caller gave up): a store must then leave the record whole, old or new.
+///
 /// ```
 /// use codex_adapter::{MemoryStore, SessionRecord, SessionStore, ThreadOptions};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -407,6 +412,7 @@ impl SessionsBuilder {
                 keys: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
                 events,
+                gone: tokio::sync::watch::channel(()).0,
             }),
         }
     }
@@ -478,6 +484,9 @@ struct Shared {
     keys: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Attached>>>>>,
     counters: Counters,
     events: broadcast::Sender<SessionEvent>,
+    /// Dropped with the last [`Sessions`] handle: tells the death watchers
+    /// to let go of their codex (which is then killed with its last handle).
+    gone: tokio::sync::watch::Sender<()>,
 }
 
 /// A key's thread, valid in one generation of codex.
@@ -603,7 +612,7 @@ impl Sessions {
         loop {
             let started = match self.attach(key, &thread_options).await {
                 Ok(thread) => Turn::start_checked(&thread, input.clone(), options.clone()).await,
-                Err(error) => Err(StartFailure::from(error)),
+                Err(failure) => Err(failure),
             };
             match started {
                 Ok(turn) => return Ok(turn),
@@ -670,7 +679,7 @@ impl Sessions {
     /// Dropping the future leaves the key as it was, or attached.
     pub async fn thread(&self, key: &str) -> Result<Thread, Error> {
         let options = self.inner.thread_options.clone();
-        self.attach(key, &options).await
+        self.attach(key, &options).await.map_err(|f| f.error)
     }
 
     /// Forgets `key` (codex keeps its thread); its next use starts a new
@@ -907,11 +916,16 @@ impl Sessions {
         }
     }
 
-    /// Reports the death of `server` when it happens.
+    /// Reports the death of `server` when it happens (while these sessions
+    /// exist).
     fn watch(&self, server: AppServer) {
         let weak = Arc::downgrade(&self.inner);
+        let mut gone = self.inner.gone.subscribe();
         tokio::spawn(async move {
-            let cause = server.died().await;
+            let cause = tokio::select! {
+                cause = server.died() => cause,
+                _ = gone.changed() => return,
+            };
             let Some(inner) = weak.upgrade() else { return };
             if inner.state.lock().expect("state").closed {
                 return;
@@ -923,7 +937,7 @@ impl Sessions {
     }
 
     /// `key`'s thread in the running codex, attached now if needed.
-    async fn attach(&self, key: &str, new_options: &ThreadOptions) -> Result<Thread, Error> {
+    async fn attach(&self, key: &str, new_options: &ThreadOptions) -> Result<Thread, StartFailure> {
         let slot = self
             .inner
             .keys
@@ -933,20 +947,30 @@ impl Sessions {
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
+        // A failed start is not a death to retry past: it counts toward the
+        // breaker, once per call.
         let (server, generation) = self.server_now().await?;
         if let Some(attached) = slot.as_ref().filter(|a| a.generation == generation) {
             return Ok(attached.thread.clone());
         }
-        let store = &self.inner.store;
-        let thread = match store.load(key).await.map_err(store_error)? {
-            None => {
-                let thread = server.start_thread(new_options.clone()).await?;
-                let record = SessionRecord::new(thread.id(), new_options.clone());
-                store.save(key, &record).await.map_err(store_error)?;
-                thread
+        let attached = async {
+            let store = &self.inner.store;
+            match store.load(key).await.map_err(store_error)? {
+                None => {
+                    let thread = server.start_thread(new_options.clone()).await?;
+                    let record = SessionRecord::new(thread.id(), new_options.clone());
+                    store.save(key, &record).await.map_err(store_error)?;
+                    Ok(thread)
+                }
+                Some(record) => self.reattach(key, &server, record).await,
             }
-            Some(record) => self.reattach(key, &server, record).await?,
         };
+        let thread = attached.await.map_err(|error| StartFailure {
+            // codex died while the thread was being attached: no
+            // turn/start was sent, so none of the turn ran.
+            unseen: matches!(error, Error::ServerDied(_)),
+            error,
+        })?;
         *slot = Some(Attached {
             generation,
             thread: thread.clone(),

@@ -42,8 +42,10 @@ impl From<Error> for StartFailure {
 
 /// What a turn holds while it runs; dropping it frees the thread.
 struct Held {
-    _lock: OwnedMutexGuard<()>,
+    // Fields drop in order: the route goes before the lock frees the
+    // thread for its next turn.
     _route: RouteGuard,
+    _lock: OwnedMutexGuard<()>,
 }
 
 /// What is known of an item, to join approvals to it.
@@ -250,8 +252,8 @@ impl Turn {
             approvals: options.approvals.unwrap_or(inner.approvals),
             items: HashMap::new(),
             held: Some(Held {
-                _lock: lock,
                 _route: route,
+                _lock: lock,
             }),
             server_death: client,
             done: false,

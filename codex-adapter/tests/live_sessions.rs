@@ -8,12 +8,13 @@
 //! it skips. One live test runs at a time (2-core machines).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codex_adapter::mock_model::{default_script, CodexHome, MockModel, ModelRequest, Reply};
 use codex_adapter::{
     reaper, AppServer, ApprovalPolicy, AskForApproval, Error, Health, RestartPolicy, SandboxMode,
-    SessionEvent, Sessions, ThreadOptions, TurnEvent, TurnOptions, TurnOutcome,
+    SessionEvent, SessionStore, Sessions, ThreadOptions, TurnEvent, TurnOptions, TurnOutcome,
 };
 use futures::StreamExt;
 
@@ -588,5 +589,112 @@ async fn live_a_turn_waiting_on_a_person_is_untouched_by_six_flooding_threads() 
             );
         }
         rig.finish(version).await;
+    }
+}
+
+/// A service that restarts finds its conversations in its store; if an old
+/// codex of it still holds a thread, newer codex refuses to resume it (its
+/// per-thread writer lock) and the thread continues in a fork. codex 0.72.0
+/// has no such lock (it resumes) and no `thread/fork` at all (refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_a_thread_still_held_by_another_codex_is_forked_with_its_history() {
+    let _one = LIVE.lock().await;
+    for (version, codex) in binaries() {
+        reaper::become_subreaper().unwrap();
+        let model = MockModel::start(script).await.unwrap();
+        let home = CodexHome::for_mock(&model).unwrap();
+        let work = CodexHome::new().unwrap();
+        // The old codex: it ran a turn and is still alive.
+        let old = server(&codex, &home, &work).spawn().await.unwrap();
+        let thread = old
+            .start_thread(ThreadOptions::default().cwd(work.path()))
+            .await
+            .unwrap();
+        assert!(thread
+            .run("Remember the word medlar")
+            .await
+            .unwrap()
+            .outcome
+            .is_completed());
+
+        let fork = old.fork_thread(thread.id(), ThreadOptions::default()).await;
+        if version == "0.72.0" {
+            let err = fork.unwrap_err();
+            assert!(
+                matches!(&err, Error::Refused { message, .. } if message.contains("thread/fork")),
+                "{version}: {err}"
+            );
+        } else {
+            assert_ne!(fork.unwrap().id(), thread.id(), "{version}");
+        }
+
+        let store = Arc::new(codex_adapter::MemoryStore::default());
+        store
+            .save(
+                "chat",
+                &codex_adapter::SessionRecord::new(
+                    thread.id(),
+                    ThreadOptions::default().cwd(work.path()),
+                ),
+            )
+            .await
+            .unwrap();
+        let sessions = Sessions::builder(server(&codex, &home, &work))
+            .store(store.clone())
+            .build();
+        let mut healing = sessions.events();
+        let summary = sessions.run("chat", "Which word?").await.unwrap();
+        assert!(
+            summary.outcome.is_completed(),
+            "{version}: {:?}",
+            summary.outcome
+        );
+        let seen = {
+            let requests = model.requests();
+            requests
+                .iter()
+                .rev()
+                .find(|r| r.user_text() == "Which word?")
+                .unwrap()
+                .user_texts()
+        };
+        assert_eq!(
+            seen,
+            ["Remember the word medlar", "Which word?"],
+            "{version}"
+        );
+        let healed = drain(&mut healing);
+        let counters = sessions.counters();
+        let now = store.load("chat").await.unwrap().unwrap().thread_id;
+        if version == "0.72.0" {
+            assert_eq!(
+                (counters.resumes, counters.forks),
+                (1, 0),
+                "{version}: {healed:?}"
+            );
+            assert_eq!(now, thread.id());
+        } else {
+            assert_eq!(
+                (counters.resumes, counters.forks),
+                (0, 1),
+                "{version}: {healed:?}"
+            );
+            assert!(
+                healed.contains(&SessionEvent::Forked {
+                    key: "chat".into(),
+                    from: thread.id().to_owned(),
+                    thread_id: now.clone()
+                }),
+                "{version}: {healed:?}"
+            );
+        }
+        sessions.close().await;
+        old.close().await;
+        let left = settle().await;
+        reaper::end_descendants(Duration::from_secs(3)).await;
+        assert!(
+            left.is_empty(),
+            "{version}: processes left running: {left:?}"
+        );
     }
 }

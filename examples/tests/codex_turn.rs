@@ -181,3 +181,66 @@ fn ctrl_c_interrupts_the_turn_exits_2_and_leaves_no_process() {
         );
     }
 }
+
+#[test]
+fn the_outcome_names_the_thread_and_resume_continues_it_with_its_history() {
+    let _one = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    // One mock model and one CODEX_HOME for both runs: codex keeps the
+    // thread there between them.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let model = runtime
+        .block_on(codex_adapter::mock_model::MockModel::start_default())
+        .unwrap();
+    for (version, codex) in binaries() {
+        let home = codex_adapter::mock_model::CodexHome::for_mock(&model).unwrap();
+        let run = |extra: &[&str], prompt: &str| {
+            let out = codex_turn()
+                .env("CODEX_HOME", home.path())
+                .args(["--json", "--codex"])
+                .arg(&codex)
+                .args(extra)
+                .arg(prompt)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let last: Value = stdout
+                .lines()
+                .last()
+                .and_then(|l| serde_json::from_str(l).ok())
+                .unwrap_or(Value::Null);
+            (
+                out.status.code(),
+                last,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (code, first, stderr) = run(&[], "Remember the word tangerine");
+        assert_eq!(code, Some(0), "{version}: {first}\n{stderr}");
+        let thread_id = first["thread_id"]
+            .as_str()
+            .expect("the outcome names the thread")
+            .to_owned();
+
+        let (code, second, stderr) = run(&["--resume", &thread_id], "Which word?");
+        assert_eq!(code, Some(0), "{version}: {second}\n{stderr}");
+        assert_eq!(second["thread_id"], thread_id.as_str(), "{version}");
+        let requests = model.requests();
+        let asked = requests
+            .iter()
+            .rev()
+            .find(|r| r.user_text() == "Which word?")
+            .unwrap();
+        assert_eq!(
+            asked.user_texts(),
+            ["Remember the word tangerine", "Which word?"],
+            "{version}: the resumed thread must carry its history"
+        );
+
+        let (code, _, stderr) = run(
+            &["--resume", "00000000-0000-0000-0000-000000000000"],
+            "Hello?",
+        );
+        assert_eq!(code, Some(1), "{version}: {stderr}");
+        assert!(stderr.contains("no rollout found"), "{version}: {stderr}");
+    }
+}

@@ -3,20 +3,25 @@
 //! ```text
 //! codex_turn [--codex PATH] [--cwd DIR] [--model M] [--approval-policy P]
 //!            [--sandbox S] [--approve accept|decline] [--idle-timeout SECS]
-//!            [--turn-timeout SECS] [--json] [--mock-model] PROMPT
+//!            [--turn-timeout SECS] [--json] [--mock-model] [--resume THREAD_ID] PROMPT
 //! ```
 //!
 //! Streams the agent's text to stdout as it arrives (commands, approvals and
 //! the outcome go to stderr), or with `--json` prints each event as one JSON
 //! line and then one outcome line (the shape is documented in the
-//! `codex_adapter` crate docs). `--mock-model` runs a real codex against an
+//! `codex_adapter` crate docs, plus the `thread_id`). The outcome names the
+//! thread; `--resume THREAD_ID` continues that thread (`thread/resume`, like
+//! `codex exec resume`): the model sees the conversation so far. codex keeps
+//! threads in `CODEX_HOME`, and saves one only once a turn of it completed.
+//! `--mock-model` runs a real codex against an
 //! embedded loopback mock model with a temporary `CODEX_HOME`; otherwise
 //! `CODEX_HOME` is honoured. codex is found from `--codex`, `$CODEX_BIN`,
 //! `$PATH`, and last in this checkout's `.tools/` (`scripts/install-tools
 //! codex`).
 //!
-//! Exit status: 0 completed, 1 failed, 2 interrupted (Ctrl-C) or timed out,
-//! 3 the app-server died or could not start, 64 bad usage.
+//! Exit status: 0 completed, 1 failed (or codex refused the thread, e.g. an
+//! unknown `--resume` id), 2 interrupted (Ctrl-C) or timed out, 3 the
+//! app-server died or could not start, 64 bad usage.
 //!
 //! Ctrl-C interrupts the turn (`turn/interrupt`), and on the way out every
 //! process codex started is ended: this program makes itself the subreaper
@@ -39,7 +44,7 @@ use tokio::signal::unix::{signal, SignalKind};
 const USAGE: &str = "usage: codex_turn [--codex PATH] [--cwd DIR] [--model M] \
 [--approval-policy untrusted|on-failure|on-request|never] \
 [--sandbox read-only|workspace-write|danger-full-access] [--approve accept|decline] \
-[--idle-timeout SECS] [--turn-timeout SECS] [--json] [--mock-model] PROMPT";
+[--idle-timeout SECS] [--turn-timeout SECS] [--json] [--mock-model] [--resume THREAD_ID] PROMPT";
 
 /// Exit status for bad usage (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -58,6 +63,7 @@ struct Args {
     budget: Option<Duration>,
     json: bool,
     mock_model: bool,
+    resume: Option<String>,
     prompt: String,
 }
 
@@ -96,6 +102,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--json" => args.json = true,
             "--mock-model" => args.mock_model = true,
+            "--resume" => args.resume = Some(value("--resume")?),
             "-h" | "--help" => return Err(String::new()),
             "--" => prompt.extend(argv.by_ref()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
@@ -216,7 +223,11 @@ async fn run_turn(server: &AppServer, args: &Args) -> u8 {
     options.model.clone_from(&args.model);
     options.approval_policy = args.approval_policy;
     options.sandbox = args.sandbox;
-    let thread = match server.start_thread(options).await {
+    let thread = match &args.resume {
+        Some(id) => server.resume_thread(id, options).await,
+        None => server.start_thread(options).await,
+    };
+    let thread = match thread {
         Ok(thread) => thread,
         Err(e) => {
             eprintln!("codex_turn: {e}");
@@ -265,9 +276,17 @@ async fn run_turn(server: &AppServer, args: &Args) -> u8 {
             None => break None,
         };
         if args.json {
-            let line = serde_json::to_string(&event).unwrap_or_else(|e| {
-                format!(r#"{{"type":"error","message":"cannot serialize event: {e}"}}"#)
-            });
+            let line = match serde_json::to_value(&event) {
+                Ok(mut value) => {
+                    if let (TurnEvent::Outcome(_), Some(fields)) = (&event, value.as_object_mut()) {
+                        fields.insert("thread_id".into(), thread.id().into());
+                    }
+                    value.to_string()
+                }
+                Err(e) => {
+                    format!(r#"{{"type":"error","message":"cannot serialize event: {e}"}}"#)
+                }
+            };
             let _ = writeln!(stdout, "{line}");
             let _ = stdout.flush();
         } else {
@@ -282,7 +301,7 @@ async fn run_turn(server: &AppServer, args: &Args) -> u8 {
     });
     if !args.json {
         let _ = writeln!(stdout);
-        eprintln!("codex_turn: {outcome}");
+        eprintln!("codex_turn: {outcome} (thread {})", thread.id());
     }
     let code = outcome.exit_code();
     // Interrupted by the user counts as interrupted even if codex finished first.
@@ -346,6 +365,9 @@ mod tests {
         assert_eq!(a.approve, Some(ApprovalDecision::Accept));
         assert_eq!(a.idle, Some(Duration::from_millis(1500)));
         assert_eq!(a.prompt, "Say hi");
+        let a = parse(&["--resume", "0199-thread", "And", "then?"]).unwrap();
+        assert_eq!(a.resume.as_deref(), Some("0199-thread"));
+        assert!(parse(&["--resume"]).unwrap_err().contains("needs a value"));
     }
 
     #[test]

@@ -4,11 +4,17 @@
 //!
 //! ```text
 //! fake_app_server [app-server] [--handshake ok|exit|hang] [--turns PLAN,PLAN,...]
+//!                 [--once FILE] [--resume ok|unknown|held]
 //! ```
 //!
 //! `--handshake exit` writes a line to stderr and exits 1 on `initialize`;
-//! `hang` never answers it. Each `turn/start` takes the next plan (the last
-//! one repeats; default `complete`):
+//! `hang` never answers it. `--once FILE` makes the first plan happen once
+//! across restarts: a process that finds FILE skips it, one that does not
+//! creates FILE. `--resume` answers `thread/resume` like codex does for a
+//! thread it has (`ok`, the default), one it never saved (`unknown`: "no
+//! rollout found"), or one another process writes (`held`: "already has an
+//! active writer"); `thread/fork` always works. Each `turn/start` takes the
+//! next plan (the last one repeats; default `complete`):
 //!
 //! | plan | what the turn does |
 //! |---|---|
@@ -19,6 +25,8 @@
 //! | `slow` | ten deltas 300 ms apart, then completes |
 //! | `early` | notifications first, the `turn/start` response last, then completes |
 //! | `approve` | a command item and its approval request; waits for the answer, then completes with the message "decision: ANSWER" |
+//! | `vanish` | exits (status 9) without a word: a codex that died as the request arrived |
+//! | `overloaded` | answers `-32001` "Server overloaded; retry later." |
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -37,6 +45,8 @@ fn send(out: &mut impl Write, v: Value) {
 fn main() {
     let mut handshake = "ok".to_owned();
     let mut plans: Vec<String> = vec!["complete".into()];
+    let mut once = None;
+    let mut resume = "ok".to_owned();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -49,7 +59,18 @@ fn main() {
                     .map(str::to_owned)
                     .collect()
             }
+            "--once" => once = args.next(),
+            "--resume" => resume = args.next().unwrap_or_default(),
             _ => {}
+        }
+    }
+    if let Some(file) = once {
+        if std::path::Path::new(&file).exists() {
+            if plans.len() > 1 {
+                plans.remove(0);
+            }
+        } else {
+            let _ = std::fs::write(&file, "");
         }
     }
     let stdin = std::io::stdin();
@@ -79,11 +100,25 @@ fn main() {
                     json!({"id": id, "result": {"userAgent": "fake_app_server/0.0.1"}}),
                 ),
             },
-            "thread/start" | "thread/resume" => {
+            "thread/resume" if resume != "ok" => {
+                let thread_id = params["threadId"].as_str().unwrap_or_default();
+                let message = if resume == "held" {
+                    format!("thread {thread_id} already has an active writer")
+                } else {
+                    format!("no rollout found for thread id {thread_id}")
+                };
+                send(
+                    &mut out,
+                    json!({"id": id, "error": {"code": -32600, "message": message}}),
+                );
+            }
+            "thread/start" | "thread/resume" | "thread/fork" => {
                 threads += 1;
-                let thread_id = params["threadId"]
-                    .as_str()
-                    .map_or_else(|| format!("thread-{threads}"), str::to_owned);
+                let thread_id = match params["threadId"].as_str() {
+                    Some(id) if method == "thread/resume" => id.to_owned(),
+                    Some(id) if method == "thread/fork" => format!("{id}-fork-{threads}"),
+                    _ => format!("thread-{}-{threads}", std::process::id()),
+                };
                 let thread = json!({"id": thread_id, "path": "/dev/null", "cwd": "/", "cliVersion": "0.0.1"});
                 send(
                     &mut out,
@@ -104,6 +139,16 @@ fn main() {
                     .unwrap_or_default();
                 let turn_id = format!("turn-{turns}");
                 turns += 1;
+                if plan == "vanish" {
+                    std::process::exit(9);
+                }
+                if plan == "overloaded" {
+                    send(
+                        &mut out,
+                        json!({"id": id, "error": {"code": -32001, "message": "Server overloaded; retry later."}}),
+                    );
+                    continue;
+                }
                 let mut next_line = || input.next().and_then(Result::ok);
                 run_turn(&mut out, id, &thread_id, &turn_id, &plan, &mut next_line);
             }
