@@ -205,7 +205,7 @@ async fn jsonrpc(State(state): State<AppState>, headers: HeaderMap, body: Body) 
             version,
             first,
             updates,
-        }) => sse(id, version, first, updates).into_response(),
+        }) => sse(id, version, *first, updates).into_response(),
         Err(e) => json_response(rpc::error(&id, &e)),
     }
 }
@@ -214,7 +214,7 @@ enum Answer {
     Json(Value),
     Stream {
         version: Version,
-        first: Task,
+        first: Box<Task>,
         updates: tokio::sync::broadcast::Receiver<Event>,
     },
 }
@@ -243,7 +243,7 @@ async fn dispatch(state: &AppState, request: rpc::Request) -> Result<Answer, Rpc
                 let (first, updates) = live.subscribe();
                 return Ok(Answer::Stream {
                     version,
-                    first,
+                    first: Box::new(first),
                     updates,
                 });
             }
@@ -286,7 +286,7 @@ async fn dispatch(state: &AppState, request: rpc::Request) -> Result<Answer, Rpc
             let (first, updates) = live.subscribe();
             Ok(Answer::Stream {
                 version,
-                first,
+                first: Box::new(first),
                 updates,
             })
         }

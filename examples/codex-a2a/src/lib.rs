@@ -11,7 +11,7 @@
 //! | [`rpc`] | JSON-RPC 2.0 request parsing and the A2A error codes |
 //! | [`wire`] | A2A 1.0 ([`wire::v1`], proto-JSON) and 0.3 ([`wire::v03`], `kind`-tagged) reading and writing |
 //! | [`service`] | the task life: submit, per-context FIFO queue, run a turn, approvals, cancel, subscribe, shutdown |
-//! | [`codex`] | all access to codex: one app-server, context ↔ thread, resumed after codex dies or a restart |
+//! | [`codex`] | all access to codex: codex-adapter's self-healing `Sessions` keyed by context id (one app-server; context ↔ thread, resumed after codex dies or a restart), the thread map in the store |
 //! | [`store`] | SQLite (sqlx): contexts and tasks, each change one transaction |
 //! | [`model`] | the versionless task, message, part and artifact types |
 //!
