@@ -86,6 +86,8 @@ struct ContextSlot {
 /// handles that act on its turn.
 pub struct Live {
     task: Mutex<Task>,
+    /// Taken by each write of the task to the store (see [`persist`]).
+    writes: tokio::sync::Mutex<()>,
     updates: broadcast::Sender<Event>,
     state: watch::Sender<TaskState>,
     control: Mutex<Control>,
@@ -111,6 +113,7 @@ impl Live {
         let (updates, _) = broadcast::channel(UPDATES_CAPACITY);
         Arc::new(Live {
             task: Mutex::new(task),
+            writes: tokio::sync::Mutex::new(()),
             updates,
             state,
             control: Mutex::new(Control::default()),
@@ -390,7 +393,6 @@ impl Service {
                 "the approval this task waited for was already answered (or timed out)",
             ));
         };
-        approval.respond(decision);
         let mut message = message.clone();
         message.context_id = Some(snapshot.context_id.clone());
         message.task_id = Some(task_id.to_owned());
@@ -399,11 +401,11 @@ impl Service {
             _ => "declined; codex goes on without it",
         };
         let msg = Message::agent_text(note, &snapshot.context_id, task_id);
-        if let Some(task) =
-            live.set_status(TaskState::Working, Some(msg), |t| t.history.push(message))
-        {
-            persist(&self.inner, &task).await;
-        }
+        // Working first, then the answer: codex may ask the next approval
+        // at once, and that input-required must not be overwritten.
+        live.set_status(TaskState::Working, Some(msg), |t| t.history.push(message));
+        approval.respond(decision);
+        persist(&self.inner, &live).await;
         Ok(live)
     }
 
@@ -609,10 +611,14 @@ const SHUTDOWN_REASON: &str =
     "codex-a2a was shut down while this task was not finished; its turn was interrupted. \
      Send the message again to retry";
 
-/// Writes a task; a failure is logged (the task goes on in memory, and the
-/// next write may succeed).
-async fn persist(inner: &Inner, task: &Task) {
-    if let Err(e) = inner.store.save_task(task).await {
+/// Writes the task as it is now. Writes of one task take turns and each
+/// writes the latest state, so a slow write can never land after (and
+/// undo) a newer one. A failure is logged: the task goes on in memory, and
+/// the next write may succeed.
+async fn persist(inner: &Inner, live: &Live) {
+    let _turn = live.writes.lock().await;
+    let task = live.snapshot();
+    if let Err(e) = inner.store.save_task(&task).await {
         tracing::error!(task = %task.id, error = %e, "cannot record the task's state");
     }
 }
@@ -629,7 +635,7 @@ async fn finish(
     let Some(task) = live.set_status(state, message, edit) else {
         return;
     };
-    persist(inner, &task).await;
+    persist(inner, live).await;
     inner.live.lock().expect("live").remove(&task.id);
     inner.finished.notify_waiters();
 }
@@ -768,8 +774,8 @@ async fn run(inner: Arc<Inner>, live: Arc<Live>, pending: Pending, input: TurnIn
         finish(&inner, &live, TaskState::Failed, Some(msg), |_| {}).await;
         return;
     }
-    if let Some(task) = live.set_status(TaskState::Working, None, |_| {}) {
-        persist(&inner, &task).await;
+    if live.set_status(TaskState::Working, None, |_| {}).is_some() {
+        persist(&inner, &live).await;
     }
     let mut options = TurnOptions::default().approvals(ApprovalPolicy::Ask);
     if let Some(limits) = inner.config.turn_limits {
@@ -925,8 +931,11 @@ async fn on_approval(
         control.approval = Some((seq, approval));
         seq
     };
-    if let Some(task) = live.set_status(TaskState::InputRequired, Some(message), |_| {}) {
-        persist(inner, &task).await;
+    if live
+        .set_status(TaskState::InputRequired, Some(message), |_| {})
+        .is_some()
+    {
+        persist(inner, &live).await;
     }
     let (inner, live) = (inner.clone(), live.clone());
     let (context, task_id) = (context.to_owned(), task_id.to_owned());
@@ -940,7 +949,6 @@ async fn on_approval(
             }
         };
         if let Some((_, approval)) = expired {
-            approval.decline();
             let msg = Message::agent_text(
                 format!(
                     "nobody answered the approval within {} s (--approval-timeout): declined",
@@ -949,9 +957,10 @@ async fn on_approval(
                 &context,
                 &task_id,
             );
-            if let Some(task) = live.set_status(TaskState::Working, Some(msg), |_| {}) {
-                persist(&inner, &task).await;
-            }
+            // Working first, then the answer (see `Service::answer`).
+            live.set_status(TaskState::Working, Some(msg), |_| {});
+            approval.decline();
+            persist(&inner, &live).await;
         }
     });
 }

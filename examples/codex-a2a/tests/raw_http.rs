@@ -401,3 +401,43 @@ fn sigterm_interrupts_a_turn_past_the_grace_and_records_it() {
     assert_eq!(task["status"]["state"], "TASK_STATE_FAILED", "{task}");
     assert!(status_text(&task).contains("shut down"), "{task}");
 }
+
+#[test]
+fn cancel_of_a_task_waiting_for_approval_cancels_it_and_the_command() {
+    let Some(agent) = Agent::start(
+        "cancel-approval",
+        &[
+            "--approval-policy",
+            "untrusted",
+            "--sandbox",
+            "danger-full-access",
+        ],
+    ) else {
+        return;
+    };
+    let task = agent.send("run: touch never.txt", None, false);
+    assert_eq!(
+        task["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
+        "{task}"
+    );
+    let started = Instant::now();
+    let canceled = agent.call("CancelTask", json!({"id": task["id"]}));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        canceled["status"]["state"], "TASK_STATE_CANCELED",
+        "{canceled}"
+    );
+    // An answer now comes too late, and says so.
+    let late = agent.rpc(
+        "SendMessage",
+        json!({"message": {"messageId": uuid(), "role": "ROLE_USER", "taskId": task["id"],
+                           "parts": [{"text": "approve"}]}}),
+    );
+    assert_eq!(late["error"]["code"], -32602, "{late}");
+    assert!(!agent.dir.join("work/never.txt").exists());
+    let ctx = canceled["contextId"].as_str().unwrap();
+    assert_eq!(
+        agent.send("hi", Some(ctx), false)["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+}
