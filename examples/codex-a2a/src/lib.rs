@@ -29,6 +29,9 @@
 //! reason) or `canceled`. Every state change is one store transaction and
 //! one event to the task's subscribers (SSE).
 //!
+//! Besides JSON-RPC at `/` and the card at `/.well-known/agent-card.json`,
+//! `GET /health` reports codex's health, its pid and the healing counters.
+//!
 //! # Failure
 //!
 //! | what happens | what the client sees |
