@@ -17,6 +17,8 @@ use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
+use codex_adapter::Health;
+
 use crate::model::Task;
 use crate::rpc::{self, RpcError};
 use crate::service::Service;
@@ -98,11 +100,32 @@ async fn card(State(state): State<AppState>) -> Json<Value> {
 async fn health(State(state): State<AppState>) -> Json<Value> {
     let codex = state.service.codex();
     let counters = codex.counters();
+    let unix = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let health = match codex.health() {
+        Health::Starting => json!({ "state": "starting" }),
+        Health::Up { pid, since, .. } => json!({ "state": "up", "pid": pid, "since": unix(since) }),
+        Health::Restarting {
+            attempt,
+            last_cause,
+        } => {
+            json!({ "state": "restarting", "attempt": attempt, "lastCause": last_cause })
+        }
+        Health::Unavailable { cause, until } => {
+            json!({ "state": "unavailable", "cause": cause, "until": unix(until) })
+        }
+        Health::Closed => json!({ "state": "closed" }),
+        other => json!({ "state": format!("{other:?}") }),
+    };
     Json(json!({
-        "codex": format!("{:?}", codex.health()),
+        "codex": health,
         "codexPid": codex.pid(),
         "restarts": counters.restarts,
         "resumes": counters.resumes,
+        "replacements": counters.replacements,
+        "turnRetries": counters.turn_retries,
         "liveTasks": state.service.live_tasks(),
     }))
 }

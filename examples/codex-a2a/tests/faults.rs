@@ -38,6 +38,7 @@ fn codex_killed_between_two_messages_heals_and_the_model_saw_the_first() {
     assert_ne!(health["codexPid"].as_u64(), Some(codex as u64));
     assert_eq!(health["restarts"], 1, "{health}");
     assert_eq!(health["resumes"], 1, "{health}");
+    assert_eq!(health["codex"]["state"], "up", "{health}");
 }
 
 #[test]
