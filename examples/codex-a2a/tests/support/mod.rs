@@ -290,16 +290,21 @@ impl Agent {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
     }
 
-    /// SIGKILLs the agent (its codex goes with it: its stdin closes).
+    /// SIGKILLs the agent. Its codex then exits on its own (its stdin
+    /// closes); it is also sent SIGTERM, as a supervisor would. Nothing is
+    /// SIGKILLed but the agent: a login shell codex started, killed in the
+    /// middle of its profile, can leave a stale lock (pyenv's) that stalls
+    /// every later `bash -l` on the machine.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("running");
-        let left = descendants(child.id());
+        let codex: Vec<u32> = descendants(child.id())
+            .into_iter()
+            .filter(|p| cmdline(*p).contains("app-server"))
+            .collect();
         child.kill().unwrap();
         child.wait().unwrap();
-        // What a killed agent leaves (its codex) is ended by the test, as
-        // a supervisor (systemd) would.
-        for pid in left {
-            signal(pid, nix::sys::signal::Signal::SIGKILL);
+        for pid in codex {
+            signal(pid, nix::sys::signal::Signal::SIGTERM);
         }
     }
 
@@ -326,18 +331,16 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        // SIGTERM: the agent interrupts its turns and ends codex and what
+        // codex started (gracefully first) before it exits.
         if let Some(mut child) = self.child.take() {
-            let left = descendants(child.id());
             signal(child.id(), nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(15);
+            let deadline = Instant::now() + Duration::from_secs(20);
             while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
             let _ = child.wait();
-            for pid in left {
-                signal(pid, nix::sys::signal::Signal::SIGKILL);
-            }
         }
         if !std::thread::panicking() && !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
