@@ -179,6 +179,13 @@ impl RestartPolicy {
         self
     }
 
+    /// A codex that ran at least `after` before it died restarts at once
+    /// (the backoff starts over).
+    pub fn stable_after(mut self, after: Duration) -> Self {
+        self.stable_after = after;
+        self
+    }
+
     /// Sets the jitter factor (0 for none).
     pub fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter.clamp(0.0, 1.0);
@@ -1090,6 +1097,19 @@ fn store_error(e: StoreError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A service spawns these futures onto a multi-threaded runtime.
+    #[test]
+    fn sessions_and_their_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        fn shared<T: Send + Sync + Clone + 'static>() {}
+        shared::<Sessions>();
+        let sessions = Sessions::builder(AppServer::builder()).build();
+        send(&sessions.start_turn("k", "hi", TurnOptions::default()));
+        send(&sessions.run("k", "hi"));
+        send(&sessions.thread("k"));
+        send(&sessions.close());
+    }
 
     #[test]
     fn restarts_back_off_from_immediate_to_the_cap() {
