@@ -137,3 +137,33 @@ fn cancel_ends_the_task_within_2_s_and_leaves_no_command_running() {
     let next = agent.send("hi", Some(canceled["contextId"].as_str().unwrap()), false);
     assert_eq!(next["status"]["state"], "TASK_STATE_COMPLETED");
 }
+
+#[test]
+fn codex_killed_mid_turn_fails_that_task_saying_so_and_the_next_is_answered() {
+    let Some(agent) = Agent::start("kill-mid-turn", &[]) else {
+        return;
+    };
+    let task = agent.send("stall", None, true);
+    let id = task["id"].as_str().unwrap();
+    agent.wait_state(id, "TASK_STATE_WORKING", Duration::from_secs(20));
+    let codex = agent.codex_pid();
+    // Let the turn reach the model before codex dies.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(codex, Signal::SIGKILL);
+    let failed = agent.wait_state(id, "TASK_STATE_FAILED", Duration::from_secs(10));
+    assert!(
+        status_text(&failed).contains("codex died during this turn"),
+        "{failed}"
+    );
+    let ctx = failed["contextId"].as_str().unwrap();
+    let next = agent.send("recall", Some(ctx), false);
+    assert_eq!(
+        next["status"]["state"],
+        "TASK_STATE_COMPLETED",
+        "{next}\n{}",
+        agent.log()
+    );
+    // Whether codex recorded the killed turn's message before it died is
+    // up to codex; the context answers either way.
+    assert!(artifact_text(&next).starts_with("I remember:"), "{next}");
+}

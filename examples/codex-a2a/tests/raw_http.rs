@@ -441,3 +441,57 @@ fn cancel_of_a_task_waiting_for_approval_cancels_it_and_the_command() {
         "TASK_STATE_COMPLETED"
     );
 }
+
+#[test]
+fn a_0_3_message_stream_is_kind_tagged_server_sent_events_ending_final() {
+    let Some(agent) = Agent::start("stream03", &[]) else {
+        return;
+    };
+    let body = json!({
+        "jsonrpc": "2.0", "id": 5, "method": "message/stream",
+        "params": {"message": {"kind": "message", "messageId": uuid(), "role": "user",
+                               "parts": [{"kind": "text", "text": "Hello"}]}}
+    });
+    let resp = agent.post_raw(body.to_string(), None);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = resp.text().unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .collect();
+    assert!(
+        events.iter().all(|e| e["id"] == 5 && e["jsonrpc"] == "2.0"),
+        "{text}"
+    );
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["result"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"task"), "{kinds:?}");
+    assert!(kinds.contains(&"artifact-update"), "{kinds:?}");
+    let last = &events.last().unwrap()["result"];
+    assert_eq!(last["kind"], "status-update", "{text}");
+    assert_eq!(last["final"], true);
+    assert_eq!(last["status"]["state"], "completed");
+    // Every chunk but the first appends to the same artifact; the last one
+    // carries the whole text.
+    let chunks: Vec<&Value> = events
+        .iter()
+        .map(|e| &e["result"])
+        .filter(|r| r["kind"] == "artifact-update")
+        .collect();
+    assert_eq!(chunks[0]["append"], false);
+    assert!(chunks[1..chunks.len() - 1]
+        .iter()
+        .all(|c| c["append"] == true));
+    let whole = chunks.last().unwrap();
+    assert_eq!(whole["lastChunk"], true);
+    assert_eq!(
+        whole["artifact"]["parts"][0]["text"],
+        "Hello from the mock model."
+    );
+}

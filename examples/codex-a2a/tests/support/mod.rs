@@ -247,11 +247,18 @@ impl Agent {
             .unwrap()
     }
 
-    /// The pid of the codex app-server the agent runs now.
+    /// The pid of the codex app-server the agent runs (waiting up to 20 s
+    /// for one to be up).
     pub fn codex_pid(&self) -> u32 {
-        self.health()["codexPid"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no codex running: {}", self.health())) as u32
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let health = self.health();
+            if let Some(pid) = health["codexPid"].as_u64() {
+                return pid as u32;
+            }
+            assert!(Instant::now() < deadline, "no codex running: {health}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Runs a scenario of `tests/py/a2a_client.py` with the official
