@@ -935,7 +935,7 @@ async fn on_approval(
         .set_status(TaskState::InputRequired, Some(message), |_| {})
         .is_some()
     {
-        persist(inner, &live).await;
+        persist(inner, live).await;
     }
     let (inner, live) = (inner.clone(), live.clone());
     let (context, task_id) = (context.to_owned(), task_id.to_owned());
