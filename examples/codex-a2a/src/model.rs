@@ -224,14 +224,20 @@ impl Task {
     }
 }
 
-/// `t` as RFC 3339 in UTC with millisecond precision, as A2A wants.
+/// `t` as ISO 8601 in UTC with millisecond precision
+/// (`2025-10-28T10:30:00.000Z`), the form A2A asks for.
 pub fn timestamp(t: SystemTime) -> String {
     let t = time::OffsetDateTime::from(t);
-    let t = t
-        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
-        .unwrap_or(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 #[cfg(test)]

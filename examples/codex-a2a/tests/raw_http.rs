@@ -495,3 +495,45 @@ fn a_0_3_message_stream_is_kind_tagged_server_sent_events_ending_final() {
         "Hello from the mock model."
     );
 }
+
+#[test]
+fn a_patch_approval_names_the_files_and_approve_applies_it() {
+    let Some(agent) = Agent::start(
+        "patch-approval",
+        &["--approval-policy", "untrusted", "--sandbox", "read-only"],
+    ) else {
+        return;
+    };
+    let task = agent.send("patch: notes.txt", None, false);
+    assert_eq!(
+        task["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
+        "{task}"
+    );
+    let question = status_text(&task);
+    assert!(
+        question.contains("apply a patch to") && question.contains("notes.txt (add)"),
+        "{task}"
+    );
+    let data = &task["status"]["message"]["parts"][1]["data"]["approval"];
+    assert_eq!(data["kind"], "patch", "{task}");
+    assert!(
+        data["changes"][0]["diff"]
+            .as_str()
+            .unwrap()
+            .contains("hello from apply_patch"),
+        "{task}"
+    );
+    let done = agent.call(
+        "SendMessage",
+        json!({"message": {"messageId": uuid(), "role": "ROLE_USER", "taskId": task["id"],
+                           "parts": [{"data": {"decision": "accept"}}]}}),
+    );
+    assert_eq!(
+        done["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+        "{done}"
+    );
+    assert!(
+        agent.dir.join("work/notes.txt").exists(),
+        "the approved patch was not applied"
+    );
+}

@@ -393,7 +393,7 @@ mod tests {
         assert_eq!(
             task(&t),
             json!({"id": "t", "contextId": "c",
-                   "status": {"state": "TASK_STATE_COMPLETED", "timestamp": "1970-01-01T00:00:00Z"},
+                   "status": {"state": "TASK_STATE_COMPLETED", "timestamp": "1970-01-01T00:00:00.000Z"},
                    "artifacts": [{"artifactId": "a", "name": "response", "parts": [{"text": "x"}]}]})
         );
     }
