@@ -205,8 +205,13 @@ async fn run(args: Args) -> u8 {
     let store = match Store::open(&args.state).await {
         Ok(store) => store,
         Err(e) => {
+            let hint = if e.to_string().contains("locked") {
+                " (is another codex-a2a serving from it? one state, one service)"
+            } else {
+                ""
+            };
             eprintln!(
-                "codex-a2a: cannot open the state database {}: {e}",
+                "codex-a2a: cannot open the state database {}: {e}{hint}",
                 args.state.display()
             );
             return EXIT_STATE;

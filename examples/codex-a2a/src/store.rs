@@ -9,7 +9,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePoolOptions,
+    SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 use crate::model::{timestamp, Message, Task, TaskState, TaskStatus};
@@ -65,7 +68,11 @@ impl Store {
             // WAL + NORMAL survives a crash of this process (not of the OS).
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            // Held from the first write until the process ends (even by
+            // SIGKILL): a second codex-a2a on the same state cannot open it,
+            // rather than fail the first one's working tasks.
+            .locking_mode(SqliteLockingMode::Exclusive)
+            .busy_timeout(Duration::from_secs(2));
         // One connection: every write is a short transaction, and one writer
         // at a time is what SQLite does anyway; no "database is locked".
         let pool = SqlitePoolOptions::new()

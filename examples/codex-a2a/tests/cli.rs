@@ -83,3 +83,44 @@ fn a_missing_codex_exits_3_saying_where_it_looked() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/codex"));
 }
+
+#[test]
+fn a_second_service_on_the_same_state_exits_4() {
+    let dir = std::env::temp_dir().join(format!("codex-a2a-cli-twice-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.db");
+    // codex is only started on the first message: /bin/true passes for it.
+    let mut first = codex_a2a()
+        .args(["--codex", "/bin/true", "--listen", "127.0.0.1:0", "--state"])
+        .arg(&state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(first.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("listening on "), "{line}");
+    let second = codex_a2a()
+        .args(["--codex", "/bin/true", "--listen", "127.0.0.1:0", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = first.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        second.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another codex-a2a"));
+    assert_eq!(status.code(), Some(0));
+}
