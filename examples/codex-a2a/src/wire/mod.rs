@@ -168,6 +168,39 @@ pub(crate) fn required_str(
     }
 }
 
+/// The longest id (task, context, message) accepted.
+pub const MAX_ID_LEN: usize = 256;
+
+fn check_id(id: String, path: &str) -> Result<String, RpcError> {
+    if id.len() > MAX_ID_LEN {
+        return Err(RpcError::invalid_params(
+            path,
+            format!("an id is at most {MAX_ID_LEN} bytes, not {}", id.len()),
+        ));
+    }
+    Ok(id)
+}
+
+/// A required id member.
+pub(crate) fn required_id(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<String, RpcError> {
+    check_id(required_str(obj, key, path)?, path)
+}
+
+/// An optional id member.
+pub(crate) fn optional_id(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<String>, RpcError> {
+    optional_str(obj, key, path)?
+        .map(|id| check_id(id, path))
+        .transpose()
+}
+
 /// An optional string member (empty counts as absent, as in proto3).
 pub(crate) fn optional_str(
     obj: &Map<String, Value>,
@@ -258,7 +291,7 @@ pub(crate) fn kind_of(v: &Value) -> &'static str {
 pub fn task_query(params_value: &Value) -> Result<TaskQuery, RpcError> {
     let p = params(params_value);
     Ok(TaskQuery {
-        id: required_str(p, "id", "id")?,
+        id: required_id(p, "id", "id")?,
         history_length: optional_count(p, "historyLength", "historyLength")?,
     })
 }

@@ -7,8 +7,8 @@
 use serde_json::{json, Map, Value};
 
 use super::{
-    optional_bool, optional_count, optional_object, optional_str, params, required_str, Event,
-    ListQuery, SendRequest,
+    optional_bool, optional_count, optional_id, optional_object, optional_str, params, required_id,
+    required_str, Event, ListQuery, SendRequest,
 };
 use crate::model::{Artifact, Message, Part, Role, Task, TaskState, TaskStatus};
 use crate::rpc::RpcError;
@@ -252,11 +252,11 @@ pub fn parse_message(v: Option<&Value>, path: &str) -> Result<Message, RpcError>
         }
     };
     Ok(Message {
-        message_id: required_str(o, "messageId", &format!("{path}.messageId"))?,
+        message_id: required_id(o, "messageId", &format!("{path}.messageId"))?,
         role,
         parts,
-        context_id: optional_str(o, "contextId", &format!("{path}.contextId"))?,
-        task_id: optional_str(o, "taskId", &format!("{path}.taskId"))?,
+        context_id: optional_id(o, "contextId", &format!("{path}.contextId"))?,
+        task_id: optional_id(o, "taskId", &format!("{path}.taskId"))?,
     })
 }
 
