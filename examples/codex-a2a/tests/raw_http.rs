@@ -147,6 +147,10 @@ fn every_bad_input_gets_its_error_and_the_store_keeps_everything() {
     // Invalid params, each saying what is wrong.
     for (params, says) in [
         (json!({}), "message: is required"),
+        (
+            json!({"message": {"messageId": uuid(), "contextId": "c".repeat(300), "role": "ROLE_USER", "parts": [{"text": "x"}]}}),
+            "at most 256",
+        ),
         (json!({"message": "hi"}), "message: must be an object"),
         (msg(json!([])), "at least one part"),
         (msg(json!([{"text": 5}])), "message.parts[0].text"),
