@@ -202,6 +202,20 @@ impl Live {
         });
     }
 
+    /// The text streamed so far into the artifact.
+    fn streamed_text(&self, artifact_id: &str) -> String {
+        let task = self.task.lock().expect("task");
+        task.artifacts
+            .iter()
+            .filter(|a| a.artifact_id == artifact_id)
+            .flat_map(|a| &a.parts)
+            .filter_map(|p| match p {
+                Part::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Replaces the streamed artifact with the final text.
     fn final_artifact(&self, artifact_id: &str, text: &str) {
         let mut task = self.task.lock().expect("task");
@@ -830,7 +844,9 @@ async fn run(inner: Arc<Inner>, live: Arc<Live>, pending: Pending, input: TurnIn
         TurnOutcome::Completed {
             last_agent_message, ..
         } => {
-            let text = last_agent_message.unwrap_or_default();
+            // codex names the last agent message; without one, what was
+            // streamed stands.
+            let text = last_agent_message.unwrap_or_else(|| live.streamed_text(&artifact_id));
             live.final_artifact(&artifact_id, &text);
             let reply = Message::agent_text(text, &context_id, &task_id);
             finish(&inner, &live, TaskState::Completed, None, |t| {
