@@ -541,3 +541,33 @@ fn a_patch_approval_names_the_files_and_approve_applies_it() {
         "the approved patch was not applied"
     );
 }
+
+#[test]
+fn ctrl_c_stops_the_service_with_status_0() {
+    let Some(mut agent) = Agent::start("sigint", &[]) else {
+        return;
+    };
+    assert_eq!(
+        agent.send("hi", None, false)["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+    let status = agent.stop(nix::sys::signal::Signal::SIGINT, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", agent.log());
+}
+
+#[test]
+fn a_silent_turn_fails_after_the_idle_timeout_and_the_context_goes_on() {
+    let Some(agent) = Agent::start("idle", &["--idle-timeout", "1"]) else {
+        return;
+    };
+    let started = Instant::now();
+    let task = agent.send("stall", None, false);
+    assert_eq!(task["status"]["state"], "TASK_STATE_FAILED", "{task}");
+    assert!(status_text(&task).contains("timed out"), "{task}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let ctx = task["contextId"].as_str().unwrap();
+    assert_eq!(
+        agent.send("hi", Some(ctx), false)["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+}

@@ -317,8 +317,13 @@ impl Agent {
 
     /// SIGTERMs the agent and waits (at most `within`) for it to exit.
     pub fn sigterm(&mut self, within: Duration) -> ExitStatus {
+        self.stop(nix::sys::signal::Signal::SIGTERM, within)
+    }
+
+    /// Sends `sig` to the agent and waits (at most `within`) for it to exit.
+    pub fn stop(&mut self, sig: nix::sys::signal::Signal, within: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+        signal(child.id(), sig);
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -327,7 +332,7 @@ impl Agent {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 panic!(
-                    "codex-a2a did not exit within {within:?} of SIGTERM:\n{}",
+                    "codex-a2a did not exit within {within:?} of {sig}:\n{}",
                     self.log()
                 );
             }
