@@ -19,7 +19,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use codex_adapter::Health;
 
-use crate::model::Task;
+use crate::model::{Task, TaskState};
 use crate::rpc::{self, RpcError};
 use crate::service::Service;
 use crate::wire::{self, v03, v1, Event, Method, Version};
@@ -228,7 +228,8 @@ async fn jsonrpc(State(state): State<AppState>, headers: HeaderMap, body: Body) 
             version,
             first,
             updates,
-        }) => sse(id, version, *first, updates).into_response(),
+            through_input,
+        }) => sse(id, version, *first, updates, through_input).into_response(),
         Err(e) => json_response(rpc::error(&id, &e)),
     }
 }
@@ -239,6 +240,8 @@ enum Answer {
         version: Version,
         first: Box<Task>,
         updates: tokio::sync::broadcast::Receiver<Event>,
+        /// Go on past input-required (to a terminal state).
+        through_input: bool,
     },
 }
 
@@ -268,6 +271,7 @@ async fn dispatch(state: &AppState, request: rpc::Request) -> Result<Answer, Rpc
                     version,
                     first: Box::new(first),
                     updates,
+                    through_input: false,
                 });
             }
             if !send.return_immediately {
@@ -307,10 +311,13 @@ async fn dispatch(state: &AppState, request: rpc::Request) -> Result<Answer, Rpc
             let q = wire::task_query(params)?;
             let live = service.subscribe(&q.id).await?;
             let (first, updates) = live.subscribe();
+            // A 1.0 subscriber follows the task through input-required to
+            // its end; 0.3 ends each stream at `final` (which input-required is).
             Ok(Answer::Stream {
                 version,
                 first: Box::new(first),
                 updates,
+                through_input: version == Version::V1,
             })
         }
         Method::PushConfig => Err(RpcError {
@@ -329,16 +336,23 @@ async fn dispatch(state: &AppState, request: rpc::Request) -> Result<Answer, Rpc
 }
 
 /// The stream of a task: its snapshot, then each update, ending after the
-/// update that finishes it or asks for input.
+/// update that finishes it or (unless `through_input`) asks for input.
 fn sse(
     id: Value,
     version: Version,
     first: Task,
     updates: tokio::sync::broadcast::Receiver<Event>,
+    through_input: bool,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let done = first.status.state.is_settled();
+    let ends = move |state: TaskState| {
+        if through_input {
+            state.is_terminal()
+        } else {
+            state.is_settled()
+        }
+    };
     let first_event = Event::Task(first.clone());
-    let state = (Some(first_event), updates, done, first.id.clone());
+    let state = (Some(first_event), updates, false, first.id.clone());
     let events = futures::stream::unfold(state, move |(pending, mut updates, done, task_id)| {
         let id = id.clone();
         async move {
@@ -357,8 +371,8 @@ fn sse(
                 },
             };
             let last = match &event {
-                Event::Task(t) => t.status.state.is_settled(),
-                Event::Status { last, .. } => *last,
+                Event::Task(t) => ends(t.status.state),
+                Event::Status { status, .. } => ends(status.state),
                 Event::Artifact { .. } => false,
             };
             let body = match version {

@@ -571,3 +571,71 @@ fn a_silent_turn_fails_after_the_idle_timeout_and_the_context_goes_on() {
         "TASK_STATE_COMPLETED"
     );
 }
+
+#[test]
+fn a_1_0_subscriber_follows_a_task_through_its_approval_to_the_end() {
+    let Some(agent) = Agent::start(
+        "subscribe-approval",
+        &[
+            "--approval-policy",
+            "untrusted",
+            "--sandbox",
+            "danger-full-access",
+        ],
+    ) else {
+        return;
+    };
+    let task = agent.send("run: touch watched.txt", None, false);
+    assert_eq!(
+        task["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
+        "{task}"
+    );
+    let id = task["id"].as_str().unwrap().to_owned();
+    let body =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "SubscribeToTask", "params": {"id": id}});
+    let url = agent.url.clone();
+    let watcher = std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap()
+            .post(url)
+            .body(body.to_string())
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let answer = json!({"message": {"messageId": uuid(), "role": "ROLE_USER", "taskId": id,
+                                    "parts": [{"text": "approve"}]}});
+    agent.call("SendMessage", answer);
+    let text = watcher.join().unwrap();
+    let states: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter_map(|e| {
+            let r = &e["result"];
+            r["task"]["status"]["state"]
+                .as_str()
+                .or(r["statusUpdate"]["status"]["state"].as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("TASK_STATE_INPUT_REQUIRED"),
+        "{text}"
+    );
+    assert!(
+        states.iter().any(|s| s == "TASK_STATE_WORKING"),
+        "{states:?}"
+    );
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("TASK_STATE_COMPLETED"),
+        "{states:?}"
+    );
+    assert!(agent.dir.join("work/watched.txt").exists());
+}
