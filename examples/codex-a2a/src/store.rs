@@ -365,11 +365,14 @@ mod tests {
         );
         assert_eq!(store.thread_of("c").await.unwrap().unwrap().0, "thread-1");
         assert!(store.task("nope").await.unwrap().is_none());
+        store.close().await;
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[tokio::test]
     async fn lists_page_newest_first_and_filter() {
-        let store = Store::open(&temp_db("list")).await.unwrap();
+        let path = temp_db("list");
+        let store = Store::open(&path).await.unwrap();
         for i in 0..5 {
             let state = if i % 2 == 0 {
                 TaskState::Completed
@@ -410,5 +413,7 @@ mod tests {
         };
         let (page, total, next) = store.list_tasks(&q3).await.unwrap();
         assert_eq!((page.len(), total, next), (2, 2, None));
+        store.close().await;
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }
