@@ -89,6 +89,34 @@ fn bad_usage_exits_64_with_the_usage() {
 }
 
 #[test]
+fn numbers_that_would_panic_are_usage_errors() {
+    for args in [
+        &["call", "--timeout", "inf", "m", "--", ECHO][..],
+        &["call", "--timeout", "1e30", "m", "--", ECHO],
+        &["call", "--timeout", "NaN", "m", "--", ECHO],
+        &["call", "--timeout", "-1", "m", "--", ECHO],
+        &["bench", "--payload", "18446744073709551615", "--", ECHO],
+        &[
+            "bench",
+            "--requests",
+            "18446744073709551615",
+            "--notifications",
+            "2",
+            "--",
+            ECHO,
+        ],
+    ] {
+        let out = jrpc(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("usage:") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn bench_checks_every_result_and_prints_one_summary_line() {
     let out = jrpc(&[
         "bench",
