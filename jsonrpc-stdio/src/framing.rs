@@ -151,6 +151,17 @@ pub enum BadFrame {
         /// The configured maximum.
         limit: usize,
     },
+    /// A response longer than the configured maximum, whose id could be
+    /// read from its first (or last) bytes: its caller is failed at once
+    /// with [`Error::ResponseTooLarge`](crate::Error::ResponseTooLarge). Its
+    /// bytes are discarded as for [`TooLong`](Self::TooLong).
+    #[error("response to request {id} longer than the maximum of {limit} bytes; discarded")]
+    ResponseTooLong {
+        /// The id of the request it answers.
+        id: crate::message::RequestId,
+        /// The configured maximum.
+        limit: usize,
+    },
     /// Not valid UTF-8 (newline-delimited framing only).
     #[error("frame is not valid UTF-8; discarded")]
     InvalidUtf8,

@@ -91,12 +91,13 @@
 
 pub mod framing;
 pub mod message;
+pub mod process;
 pub mod watchdog;
 
 mod client;
 mod driver;
 mod error;
-mod process;
+mod outbox;
 mod routes;
 mod stderr;
 mod typed;
@@ -108,3 +109,13 @@ pub use message::{ErrorCode, ErrorObject, Message, RequestId};
 pub use process::{descendants, ServerCommand};
 pub use routes::{Filter, IncomingRequest, IncomingRequests, Subscription};
 pub use typed::{Notification, Request};
+
+/// Locks `mutex`, ignoring poison. A panic elsewhere while it was held (a
+/// user's waker or `tracing` subscriber can run under these locks) leaves
+/// nothing half-done in the state they guard, and `Drop` impls take them:
+/// they must not panic for someone else's panic.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
