@@ -102,7 +102,9 @@ mod routes;
 mod stderr;
 mod typed;
 
-pub use client::{Builder, Call, CancelNotification, Client, ConnectionStats, TypedCall};
+pub use client::{
+    Builder, Call, CancelNotification, Client, ConnectionStats, TypedCall, DEFAULT_MAX_QUEUED_BYTES,
+};
 pub use error::{CloseReason, Error};
 pub use framing::Framing;
 pub use message::{ErrorCode, ErrorObject, Message, RequestId};

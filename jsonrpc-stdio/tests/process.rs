@@ -528,3 +528,66 @@ async fn dropping_the_client_after_a_panic_poisoned_its_locks_does_not_panic() {
     assert!(dropped.is_ok(), "Drop panicked");
     wait_gone(pid).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_makes_requests_wait_and_notifications_fail_until_the_server_reads() {
+    const LIMIT: usize = 64 * 1024;
+    // Stops itself at once; once continued, answers request 0.
+    let client = Client::builder()
+        .max_queued_bytes(LIMIT)
+        .close_grace(Duration::from_millis(300), Duration::from_millis(300))
+        .spawn(sh(
+            r#"kill -STOP $$; while read -r l; do case "$l" in *'"id":0'*) printf '{"id":0,"result":"sent"}\n';; esac; done"#,
+        ))
+        .unwrap();
+    let pid = client.pid().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_of(pid) != Some('T') {
+        assert!(Instant::now() < deadline, "the server never stopped");
+        tokio::time::sleep(POLL).await;
+    }
+    // The pipe fills first, then our queue.
+    let chunk = "y".repeat(4096);
+    let mut sent = 0;
+    let full = loop {
+        match client.notify("fill", json!({ "data": chunk })) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent < 10_000, "the queue never filled");
+        if sent % 8 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    assert!(
+        matches!(full, jsonrpc_stdio::Error::QueueFull { limit: LIMIT, .. }),
+        "{full}"
+    );
+    assert!(full.to_string().contains("`fill`"), "{full}");
+    let queued = client.stats().queued_bytes;
+    assert!(queued > 0 && queued <= LIMIT as u64, "{queued}");
+
+    // A request as large waits for room rather than failing or growing the
+    // queue.
+    let c = client.clone();
+    let params = json!({ "data": chunk });
+    let call = tokio::spawn(async move { c.request("r", params).timeout(None).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!call.is_finished(), "{:?}", call.await);
+    assert_eq!(client.stats().pending_requests, 0, "not sent yet");
+    assert!(client.stats().queued_bytes <= LIMIT as u64);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::SIGCONT,
+    )
+    .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the request never went out")
+        .unwrap();
+    assert_eq!(answer.unwrap(), json!("sent"));
+    assert_eq!(client.stats().pending_requests, 0);
+    assert_eq!(client.stats().queued_bytes, 0);
+    client.notify("fill", json!({ "data": chunk })).unwrap();
+}
