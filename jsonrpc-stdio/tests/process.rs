@@ -591,3 +591,83 @@ async fn a_full_queue_makes_requests_wait_and_notifications_fail_until_the_serve
     assert_eq!(client.stats().queued_bytes, 0);
     client.notify("fill", json!({ "data": chunk })).unwrap();
 }
+
+/// The request the client writes for `method` with id `id` and null params.
+fn request_bytes(id: u32, method: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":null}}"#)
+}
+
+async fn expect_too_large(client: &Client, method: &str) {
+    let started = Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(method, json!(null)).timeout(None),
+    )
+    .await
+    .expect("the caller of a too-large response waited")
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            jsonrpc_stdio::Error::ResponseTooLarge { limit: 1024, .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("response too large (limit 1024 bytes)"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_response_too_large_fails_its_caller_at_once_newline_delimited() {
+    // 200 kB responses: the id first, then the id last; then a small one.
+    let big = "head -c 200000 /dev/zero | tr '\\0' x";
+    let client = Client::builder()
+        .max_frame_length(1024)
+        .spawn(sh(&format!(
+            r#"read a; printf '{{"id":0,"result":"'; {big}; printf '"}}\n'
+               read b; printf '{{"jsonrpc":"2.0","result":{{"text":"'; {big}; printf '"}},"id":1}}\r\n'
+               read c; printf '{{"id":2,"result":"small"}}\n'; cat > /dev/null"#
+        )))
+        .unwrap();
+    expect_too_large(&client, "big").await;
+    expect_too_large(&client, "big-id-last").await;
+    assert_eq!(
+        client.request("small", json!(null)).await.unwrap(),
+        json!("small")
+    );
+    assert_eq!(client.stats().bad_frames, 2);
+    assert_eq!(client.stats().pending_requests, 0);
+}
+
+#[tokio::test]
+async fn a_response_too_large_fails_its_caller_at_once_content_length() {
+    let framed = |body: &str| format!("Content-Length: {}\r\n\r\n{body}", body.len());
+    let consume = |id, method| {
+        format!(
+            "dd bs=1 count={} of=/dev/null 2>/dev/null",
+            framed(&request_bytes(id, method)).len()
+        )
+    };
+    let body_len = r#"{"id":0,"result":""}"#.len() + 200_000;
+    let client = Client::builder()
+        .framing(jsonrpc_stdio::Framing::ContentLength)
+        .max_frame_length(1024)
+        .spawn(sh(&format!(
+            r#"{}; printf 'Content-Length: {body_len}\r\n\r\n{{"id":0,"result":"'; head -c 200000 /dev/zero | tr '\0' x; printf '"}}'
+               {}; printf '{}'; cat > /dev/null"#,
+            consume(0, "big"),
+            consume(1, "small"),
+            framed(r#"{"id":1,"result":"small"}"#).replace('\r', "\\r").replace('\n', "\\n"),
+        )))
+        .unwrap();
+    expect_too_large(&client, "big").await;
+    assert_eq!(
+        client.request("small", json!(null)).await.unwrap(),
+        json!("small")
+    );
+    assert_eq!(client.stats().bad_frames, 1);
+}
