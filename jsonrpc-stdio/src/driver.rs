@@ -145,7 +145,7 @@ pub(crate) async fn read<R: AsyncRead>(
             }
             None => String::new(),
         };
-        let cause = match (exit, end) {
+        let cause = match (exit.clone(), end) {
             (Some(Ok(status)), _) => CloseReason::Exited {
                 status,
                 stderr_tail: tail,
@@ -165,7 +165,6 @@ pub(crate) async fn read<R: AsyncRead>(
             (None, _) => CloseReason::OutputClosed { stderr_tail: tail },
         };
         shared.die(cause);
-        exit = None;
     }
 
     // Dead. Keep stdout drained until the process is gone, so it never

@@ -65,7 +65,7 @@ async fn a_server_that_never_reads_cannot_make_us_buffer_a_gigabyte() {
         rss < bound && peak < bound,
         "rss {rss}, peak {peak}, start {start_rss}"
     );
-    assert!(queued >= 1 && queued <= 17, "{queued} queued");
+    assert!((1..=17).contains(&queued), "{queued} queued");
     assert_eq!(queued + refused, 1024);
     let stats = client.stats();
     assert!(stats.queued_bytes > 0, "{stats:?}");

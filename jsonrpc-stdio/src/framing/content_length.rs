@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(c.decode(&mut buf).unwrap(), Some(msg("{}")));
 
         // Cut short: reported from its first bytes, then truncated.
-        let input = format!("Content-Length: 500\r\n\r\n{{\"id\":3,\"error\":");
+        let input = "Content-Length: 500\r\n\r\n{\"id\":3,\"error\":";
         assert_eq!(
             decode_all(16, input.as_bytes()),
             vec![
