@@ -239,6 +239,12 @@ impl Routes {
 /// subscriber fell too far behind and lost notifications; and, when the
 /// connection dies, a last `Err(Error::Closed(reason))` after everything
 /// queued before the death. Dropping it unsubscribes.
+///
+/// When a subscriber learns of a lag: the marker sits in the place of the
+/// lost notifications, after the backlog it kept (the oldest
+/// [`Builder::subscription_capacity`](crate::Builder::subscription_capacity)
+/// ones). So it comes once those are read, and what follows it was received
+/// after the loss.
 #[must_use = "a subscription receives nothing unless polled"]
 pub struct Subscription {
     queue: Arc<Queue<Notification>>,
