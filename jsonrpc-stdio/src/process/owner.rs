@@ -70,7 +70,9 @@ struct Leader {
     child: Option<Child>,
     /// The leader has exited (it may be a zombie still).
     exited: bool,
-    /// The client let go: the leader is reaped as soon as it has exited.
+    /// The client let go; the final kill is under way or done.
+    releasing: bool,
+    /// The final kill is done: the leader is reaped as soon as it has exited.
     released: bool,
 }
 
@@ -114,6 +116,7 @@ impl ServerProcess {
             leader: Mutex::new(Leader {
                 child: Some(child),
                 exited: false,
+                releasing: false,
                 released: false,
             }),
             exit: watch::Sender::new(None),
@@ -178,7 +181,7 @@ impl ServerProcess {
     /// shuts down. If no thread can be started, the group is SIGKILLed here
     /// (no `/proc` walk) and the waiting thread reaps.
     pub(crate) fn release_in_background(&self) {
-        if self.inner.lock().released {
+        if self.inner.lock().releasing {
             return;
         }
         let owner = self.inner.clone();
@@ -188,6 +191,7 @@ impl ServerProcess {
         if started.is_err() {
             self.inner.signal_group(Signal::SIGKILL);
             let mut leader = self.inner.lock();
+            leader.releasing = true;
             leader.released = true;
             if leader.exited {
                 self.inner.reap(&mut leader);
@@ -298,13 +302,16 @@ impl Owner {
     fn release(&self) {
         {
             let mut leader = self.lock();
-            if leader.released {
+            if leader.releasing {
                 return;
             }
-            leader.released = true;
+            leader.releasing = true;
         }
+        // The leader stays unreaped through the kill, even if it exits
+        // meanwhile, so the kill still reaches its group.
         self.kill_all();
         let mut leader = self.lock();
+        leader.released = true;
         if leader.exited {
             self.reap(&mut leader);
         }
