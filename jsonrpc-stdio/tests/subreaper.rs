@@ -31,11 +31,11 @@ async fn end_orphans_ends_and_reaps_what_no_client_owns_and_spares_live_servers(
     let daemon = notes.next().await.unwrap().unwrap().params.unwrap();
     let daemon = daemon.as_u64().unwrap() as u32;
     // And an orphan of our own: a child no client owns.
-    let orphan = std::process::Command::new("sleep")
+    let mut orphan_child = std::process::Command::new("sleep")
         .arg("300")
         .spawn()
         .unwrap();
-    let orphan = orphan.id();
+    let orphan = orphan_child.id();
     let deadline = Instant::now() + Duration::from_secs(10);
     while stat(daemon).map(|s| s.1) != Some(me) {
         assert!(Instant::now() < deadline, "the daemon never came to us");
@@ -46,6 +46,10 @@ async fn end_orphans_ends_and_reaps_what_no_client_owns_and_spares_live_servers(
     assert!(left.is_empty(), "still running: {left:?}");
     assert_eq!(stat(daemon), None, "the daemon is ended and reaped");
     assert_eq!(stat(orphan), None, "the orphan is ended and reaped");
+    assert!(
+        orphan_child.try_wait().is_err(),
+        "already reaped by end_orphans"
+    );
     // The live server was spared, and still answers.
     assert!(matches!(stat(server), Some((s, _)) if s != 'Z'));
     assert_eq!(
