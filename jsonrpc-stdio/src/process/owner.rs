@@ -352,3 +352,51 @@ fn reap_our_orphans(killed: &[u32]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::procfs::WALKERS;
+    use crate::{lock, Client, ServerCommand};
+
+    #[test]
+    fn close_and_drop_never_walk_proc_on_the_runtime_thread() {
+        // A current-thread runtime runs everything on this thread: a walk
+        // recorded here ran on the runtime (or inside `Drop`).
+        let me = std::thread::current().id();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stubborn = || {
+            ServerCommand::new("sh")
+                .arg("-c")
+                .arg("trap '' TERM; sleep 300 & while :; do sleep 0.05; done")
+        };
+        runtime.block_on(async {
+            let grace = Duration::from_millis(50);
+            let closed = Client::builder()
+                .close_grace(grace, grace)
+                .spawn(stubborn())
+                .unwrap();
+            // Escalates to the SIGKILL of the group and the descendants.
+            let status = closed.close().await.unwrap().unwrap();
+            assert!(!status.success());
+            let dropped = Client::spawn(stubborn()).unwrap();
+            let pid = dropped.pid().unwrap();
+            drop(dropped);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while super::procfs::is_alive(pid) {
+                assert!(Instant::now() < deadline, "the dropped server lives on");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let walkers = lock(&WALKERS).clone();
+        assert!(!walkers.is_empty(), "nothing walked /proc");
+        assert!(
+            !walkers.contains(&me),
+            "/proc was walked on the runtime's thread"
+        );
+    }
+}

@@ -40,8 +40,16 @@ pub(crate) fn is_alive(pid: u32) -> bool {
     stat(pid).is_some_and(|s| !s.is_dead())
 }
 
+/// The threads that walked `/proc`, so a test can tell the walks never
+/// ran on a runtime's thread.
+#[cfg(test)]
+pub(crate) static WALKERS: std::sync::Mutex<Vec<std::thread::ThreadId>> =
+    std::sync::Mutex::new(Vec::new());
+
 /// Every process id under `/proc`.
 fn pids() -> Vec<u32> {
+    #[cfg(test)]
+    crate::lock(&WALKERS).push(std::thread::current().id());
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
