@@ -671,3 +671,29 @@ async fn a_response_too_large_fails_its_caller_at_once_content_length() {
     );
     assert_eq!(client.stats().bad_frames, 1);
 }
+
+#[tokio::test]
+async fn a_script_whose_interpreter_is_missing_is_not_called_missing_itself() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("jsonrpc-nointerp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("server");
+    std::fs::write(&script, "#!/nonexistent/interpreter\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for cmd in [
+        ServerCommand::new(&script),
+        ServerCommand::new("server").env("PATH", &dir),
+    ] {
+        let err = Client::spawn(cmd).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "{} exists but could not be executed",
+                script.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("#! line"), "{msg}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

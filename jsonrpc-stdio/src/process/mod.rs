@@ -140,6 +140,22 @@ impl ServerCommand {
         }
     }
 
+    /// Where the program file is, if it exists: the path as given (from the
+    /// working directory), or the first match on the search path.
+    fn located(&self) -> Option<PathBuf> {
+        let program = Path::new(&self.program);
+        if self.program.to_string_lossy().contains('/') {
+            let path = match &self.cwd {
+                Some(dir) if program.is_relative() => dir.join(program),
+                _ => program.to_path_buf(),
+            };
+            return path.is_file().then_some(path);
+        }
+        std::env::split_paths(&self.search_path()?)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    }
+
     /// Says which part of the command the OS refused. `spawn` reports a
     /// missing working directory and a missing program with the same
     /// `ENOENT`, so the directory is looked at first.
@@ -178,6 +194,12 @@ impl ServerCommand {
                     self.cwd.as_deref().unwrap_or(Path::new("")).display()
                 )
             }
+            // `exec` also says ENOENT when the file is there but its `#!`
+            // interpreter (or its dynamic loader) is not.
+            (io::ErrorKind::NotFound, None) if self.located().is_some() => format!(
+                "{} exists but could not be executed: the interpreter on its #! line, or a loader it needs, is missing",
+                self.located().unwrap_or_default().display()
+            ),
             (io::ErrorKind::NotFound, None) if is_path => match &self.cwd {
                 Some(dir) if !Path::new(&self.program).is_absolute() => format!(
                     "{program} does not exist (relative to its working directory {})",
