@@ -166,6 +166,14 @@ NDJSON_EDGES = {
     "oversized-line": b'{"method":"a"}\n{"method":"' + b"x" * 20000 + b'"}\n{"method":"b"}\n',
     "oversized-tail": b'{"method":"a"}\n' + b"y" * 5000,
     "oversized-crlf": b'{"m":1}\n{"m":12}\r\n{"m":1}\r\n',
+    # Too-long responses: id first (decided from the first bytes), id last
+    # (read from the last bytes), a request with an id (never attributed),
+    # an id cut mid-number, and one cut by the end of the stream.
+    "oversized-responses": b'{"id":7,"result":"' + b"r" * 6000 + b'"}\n'
+    b'{"jsonrpc":"2.0","result":{"d":"' + b"s" * 6000 + b'"},"id":"last"}\r\n'
+    b'{"id":8,"method":"m","params":"' + b"p" * 6000 + b'"}\n'
+    b'{"error":{"code":-32603,"data":"' + b"e" * 6000 + b'"} , "id" : -12 }\n'
+    b'{"id":123456789,"result":"' + b"t" * 5000,
     "limit-exact-then-over": b"0123456789\n0123456789\r\n01234567890\n012345678\n",
     "limit-blank-over": b"ab\n      \n\t\t\t\r\n",
     "batch-line": b'[{"method":"a"},{"id":1,"result":2}]\n[]\n',
@@ -187,6 +195,10 @@ CONTENT_LENGTH_EDGES = {
     "two-frames-content-type": b"content-length: 2\r\nContent-Type: application/vscode-jsonrpc;"
     b" charset=utf-8\r\n\r\n{}Content-Type: x\r\nCONTENT-LENGTH:\t3 \r\nX-Other: y\r\n\r\n[1]",
     "empty-body": lsp("") + lsp("{}"),
+    "oversized-responses": lsp('{"id":7,"result":"' + "r" * 6000 + '"}')
+    + lsp('{"result":{"d":"' + "s" * 6000 + '"},"id":"last"}')
+    + lsp('{"id":8,"method":"m","params":"' + "p" * 6000 + '"}')
+    + lsp("[]") + b"Content-Length: 9000\r\n\r\n" + b'{"id":3,"error":{"data":"',
     "body-with-headers-inside": lsp("Content-Length: 5\r\n\r\nabcde\r\n\r\n") + lsp("[]"),
     "whitespace-between-frames": b"\r\n\n " + lsp("{}") + b"\n\r\n" + lsp("[]") + b"\n",
     "junk-line-before-header": lsp("{}") + b"Listening on stdio\r\n" + lsp("[]"),

@@ -19,7 +19,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -391,6 +391,9 @@ async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> std::io::Resu
             if let Some(pos) = buf.windows(2).position(|w| w == b"\r\n") {
                 break pos;
             }
+            if buf.len() > 1024 {
+                return Err(std::io::Error::other("chunk size line too long"));
+            }
             fill(stream, &mut buf).await?;
         };
         let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
@@ -400,14 +403,16 @@ async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> std::io::Resu
         if size == 0 {
             return Ok(body);
         }
+        // The size comes from the peer: refuse it before any arithmetic on
+        // it or any read, so neither can overflow nor buffer past the cap.
+        if size > MAX_BODY - body.len() {
+            return Err(std::io::Error::other("request body too long"));
+        }
         while buf.len() < size + 2 {
             fill(stream, &mut buf).await?;
         }
         body.extend_from_slice(&buf[..size]);
         buf.drain(..size + 2);
-        if body.len() > MAX_BODY {
-            return Err(std::io::Error::other("request body too long"));
-        }
     }
 }
 
@@ -427,6 +432,8 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         Ok(None) => return,
         Err(e) => {
             tracing::debug!(target: "codex_adapter::mock_model", "bad request: {e}");
+            let body = json!({"error": {"message": format!("bad request: {e}")}}).to_string();
+            let _ = write_plain(&mut stream, 400, &body).await;
             return;
         }
     };
@@ -451,7 +458,11 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
 async fn write_plain(stream: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        if status == 404 { "Not Found" } else { "Internal Server Error" },
+        match status {
+            400 => "Bad Request",
+            404 => "Not Found",
+            _ => "Internal Server Error",
+        },
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
@@ -633,34 +644,32 @@ apps = false
     )
 }
 
-static HOME_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// A temporary `CODEX_HOME` directory, removed on drop.
+///
+/// Always a fresh directory made by [`tempfile`] (random name, created with
+/// `mkdir`, mode 0700): never one that already existed, so nobody else on
+/// the machine can plant a `config.toml` in it or point it elsewhere.
 #[derive(Debug)]
 pub struct CodexHome {
-    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl CodexHome {
     /// An empty temporary directory.
     pub fn new() -> std::io::Result<CodexHome> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "codex-home-{}-{nanos}-{}",
-            std::process::id(),
-            HOME_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path)?;
-        Ok(CodexHome { path })
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("codex-home-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()?;
+        Ok(CodexHome { dir })
     }
 
     /// A temporary home whose `config.toml` points at `model`.
     pub fn for_mock(model: &MockModel) -> std::io::Result<CodexHome> {
         let home = CodexHome::new()?;
         std::fs::write(
-            home.path.join("config.toml"),
+            home.path().join("config.toml"),
             mock_config_toml(&model.base_url()),
         )?;
         Ok(home)
@@ -668,13 +677,7 @@ impl CodexHome {
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for CodexHome {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        self.dir.path()
     }
 }
 
@@ -741,6 +744,53 @@ mod tests {
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         assert!(out.starts_with("HTTP/1.1 500"), "{out}");
+    }
+
+    /// Sends `raw` as one request and returns everything the mock answers.
+    async fn exchange(addr: &str, raw: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(raw).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_chunk_size_near_usize_max_is_a_bad_request_not_an_overflow() {
+        let model = MockModel::start_default().await.unwrap();
+        let addr = addr_of(&model);
+        for size in ["ffffffffffffffff", "fffffffffffffffe", "4000001"] {
+            let req = format!(
+                "POST /v1/responses HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n{size}\r\nxx"
+            );
+            let out = exchange(&addr, req.as_bytes()).await;
+            assert!(out.starts_with("HTTP/1.1 400"), "{size}: {out}");
+            assert!(out.contains("request body too long"), "{size}: {out}");
+        }
+        // The mock still serves.
+        assert!(post(&addr, &prompt("hi")).await.starts_with("HTTP/1.1 200"));
+    }
+
+    #[test]
+    fn each_codex_home_is_a_fresh_private_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let a = CodexHome::new().unwrap();
+        let b = CodexHome::new().unwrap();
+        assert_ne!(a.path(), b.path());
+        for home in [&a, &b] {
+            let meta = std::fs::symlink_metadata(home.path()).unwrap();
+            assert!(meta.is_dir() && !meta.file_type().is_symlink());
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o700,
+                "{:?}",
+                home.path()
+            );
+            assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
+        }
+        let path = a.path().to_owned();
+        drop(a);
+        assert!(!path.exists(), "removed on drop");
     }
 
     #[test]

@@ -111,6 +111,23 @@ fn bad_usage_exits_64_with_the_usage() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: codex_turn"));
 }
 
+#[test]
+fn durations_no_duration_can_hold_are_usage_errors_not_panics() {
+    for (flag, value) in [
+        ("--idle-timeout", "1e30"),
+        ("--turn-timeout", "inf"),
+        ("--idle-timeout", "NaN"),
+    ] {
+        let out = codex_turn().args([flag, value, "hi"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.contains(flag) && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
+}
+
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()

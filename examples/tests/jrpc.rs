@@ -56,9 +56,9 @@ fn a_server_that_dies_exits_2_with_status_and_stderr() {
 fn a_missing_binary_exits_2_with_the_spawn_error() {
     let out = jrpc(&["call", "m", "--", "/nonexistent/server"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("could not start server `/nonexistent/server`: No such file")
-    );
+    assert!(text(&out.stderr).contains(
+        "could not start server `/nonexistent/server`: /nonexistent/server does not exist"
+    ));
 }
 
 #[test]
@@ -86,6 +86,34 @@ fn bad_usage_exits_64_with_the_usage() {
     assert!(text(&out.stderr).contains("usage:"));
     let out = jrpc(&["call", "m", "{not json", "--", ECHO]);
     assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn numbers_that_would_panic_are_usage_errors() {
+    for args in [
+        &["call", "--timeout", "inf", "m", "--", ECHO][..],
+        &["call", "--timeout", "1e30", "m", "--", ECHO],
+        &["call", "--timeout", "NaN", "m", "--", ECHO],
+        &["call", "--timeout", "-1", "m", "--", ECHO],
+        &["bench", "--payload", "18446744073709551615", "--", ECHO],
+        &[
+            "bench",
+            "--requests",
+            "18446744073709551615",
+            "--notifications",
+            "2",
+            "--",
+            ECHO,
+        ],
+    ] {
+        let out = jrpc(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("usage:") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //!   buffered and that a length a header merely claims is never reserved;
 //! - as bodies (one per line) framed by the codec's own encoder: however
 //!   that is cut into reads, each body comes back unchanged, or as
-//!   [`BadFrame::TooLong`] when it is over the maximum, and the stream goes on.
+//!   [`BadFrame::too_long`]'s verdict when it is over the maximum, and the
+//!   stream goes on.
 
 use bytes::{Bytes, BytesMut};
 use jsonrpc_stdio::framing::{
@@ -73,7 +74,7 @@ fn check_encoded_bodies(data: &[u8]) {
                 if body.len() <= max {
                     Frame::Message(Bytes::copy_from_slice(body))
                 } else {
-                    Frame::Bad(BadFrame::TooLong { limit: max })
+                    Frame::Bad(BadFrame::too_long(body, max))
                 }
             })
             .collect();

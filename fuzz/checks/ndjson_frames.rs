@@ -5,7 +5,8 @@
 //! every [`Chunking`], the frames decoded must equal what the framing
 //! documents, written here the slow obvious way: split at `\n`, drop one `\r`
 //! before it, skip blank lines, report a line over the maximum as
-//! [`BadFrame::TooLong`] and a line of invalid UTF-8 as
+//! [`BadFrame::too_long`] (a response's id read from its first or last
+//! bytes, attributed only to the response it is) and a line of invalid UTF-8 as
 //! [`BadFrame::InvalidUtf8`], then go on. Nothing may depend on where the
 //! reads were cut, and [`decode_in_reads`] checks the memory bound.
 
@@ -57,7 +58,9 @@ fn documented_frames(data: &[u8], max: usize) -> Vec<Frame> {
         .filter_map(|line| {
             // The limit counts the line as sent, `\r` included.
             if line.len() > max {
-                return Some(Frame::Bad(BadFrame::TooLong { limit: max }));
+                let bad = BadFrame::too_long(line, max);
+                assert_attributed_soundly(line, &bad);
+                return Some(Frame::Bad(bad));
             }
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             match std::str::from_utf8(line) {
@@ -67,4 +70,36 @@ fn documented_frames(data: &[u8], max: usize) -> Vec<Frame> {
             }
         })
         .collect()
+}
+
+/// A too-long line is only ever attributed to the id of the response it is:
+/// when the whole line reads as a message, a `ResponseTooLong` verdict must
+/// name that response's id.
+fn assert_attributed_soundly(line: &[u8], bad: &BadFrame) {
+    let BadFrame::ResponseTooLong { id, .. } = bad else {
+        return;
+    };
+    if let Ok(message) = jsonrpc_stdio::Message::parse_one(line) {
+        match message {
+            jsonrpc_stdio::Message::Response(r) => assert_eq!(
+                r.id.as_ref(),
+                Some(id),
+                "a too-long response attributed to the wrong id"
+            ),
+            // A request that also carries `result` or `error` is malformed;
+            // which of the two it is cannot be told from its first bytes.
+            _ if carries_an_answer(line) => {}
+            other => panic!("a too-long {other:?} was attributed to request {id}"),
+        }
+    }
+}
+
+fn carries_an_answer(line: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| {
+            v.as_object()
+                .map(|o| o.contains_key("result") || o.contains_key("error"))
+        })
+        .unwrap_or(false)
 }

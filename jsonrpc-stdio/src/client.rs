@@ -14,21 +14,35 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::runtime::Handle as Runtime;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::driver::{self, Outgoing};
+use crate::driver;
 use crate::error::{CloseReason, Error};
 use crate::framing::{Framing, DEFAULT_MAX_FRAME_LENGTH};
+use crate::lock;
 use crate::message::{encode_notification, encode_request, ErrorObject, RequestId};
-use crate::process::{self, ServerCommand};
+use crate::outbox::{Outbox, Refused, Reservation};
+use crate::process::{ServerCommand, ServerProcess, Spawned};
 use crate::routes::{Filter, IncomingRequests, Queue, Routes, Subscription};
 use crate::stderr::StderrTail;
 use crate::typed;
 
-/// What a pending caller is waiting for: the server's answer, or the death.
-pub(crate) type Answer = Result<Result<Value, ErrorObject>, Arc<CloseReason>>;
+/// What a pending caller is waiting for.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// The server's answer.
+    Response(Result<Value, ErrorObject>),
+    /// The answer was longer than the maximum frame length; it was discarded.
+    TooLarge { limit: usize },
+    /// The connection died first.
+    Closed(Arc<CloseReason>),
+}
+
+/// The default bound of the outgoing queue: 16 MiB.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
 /// The notification sent when a request is abandoned (dropped or timed out),
 /// so the server can stop working on it.
@@ -83,6 +97,7 @@ pub struct Builder {
     pub(crate) exit_grace: Duration,
     pub(crate) stdin_close_grace: Duration,
     pub(crate) sigterm_grace: Duration,
+    pub(crate) max_queued_bytes: usize,
 }
 
 impl Default for Builder {
@@ -99,6 +114,7 @@ impl Default for Builder {
             exit_grace: Duration::from_millis(100),
             stdin_close_grace: Duration::from_secs(2),
             sigterm_grace: Duration::from_secs(3),
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         }
     }
 }
@@ -111,7 +127,10 @@ impl Builder {
     }
 
     /// The longest frame accepted from the server (default 64 MiB). Longer
-    /// frames are discarded as they stream in, never buffered whole.
+    /// frames are discarded as they stream in, never buffered whole; a
+    /// response among them fails its caller at once with
+    /// [`Error::ResponseTooLarge`] (its id is read from its first or last
+    /// bytes).
     pub fn max_frame_length(mut self, bytes: usize) -> Self {
         self.max_frame_length = bytes;
         self
@@ -159,6 +178,17 @@ impl Builder {
         self
     }
 
+    /// How many bytes of outgoing messages may wait for the server to read
+    /// its stdin (default 16 MiB, [`DEFAULT_MAX_QUEUED_BYTES`]). When they do
+    /// not fit, [`Client::request`] waits for room (within its timeout) and
+    /// [`Client::notify`] fails at once with [`Error::QueueFull`]; nothing is
+    /// dropped. One message larger than the limit is sent alone, once the
+    /// queue is empty.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
     /// [`Client::close`]: how long to wait after closing stdin before SIGTERM,
     /// and after SIGTERM before SIGKILL (defaults 2 s and 3 s).
     pub fn close_grace(mut self, after_stdin: Duration, after_sigterm: Duration) -> Self {
@@ -167,63 +197,87 @@ impl Builder {
         self
     }
 
-    /// Starts `command` and connects to its stdio. Must be called inside a
-    /// tokio runtime; the connection's tasks run on it.
+    /// Starts `command` and connects to its stdio.
+    ///
+    /// Must be called inside a tokio runtime with IO and timers enabled
+    /// (`enable_all`); the connection's tasks and timers run on it, whatever
+    /// runtime (or executor) later awaits its calls. Outside one, or on one
+    /// without IO or timers, it returns [`Error::Runtime`] and starts
+    /// nothing. Any other failure is an [`Error::Spawn`] that names the
+    /// culprit (working directory, program and `PATH`, permission); no
+    /// process is left behind.
     pub fn spawn(self, command: ServerCommand) -> Result<Client, Error> {
-        let mut child = command.to_tokio().spawn().map_err(|e| Error::Spawn {
-            program: command.program().to_string_lossy().into_owned(),
-            source: Arc::new(e),
-        })?;
-        let pid = child.id();
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let runtime = runtime_with_io_and_timers()?;
+        let Spawned {
+            process,
+            stdin,
+            stdout,
+            stderr,
+        } = command.spawn()?;
+        let pid = process.pid();
+        let pipes = (|| {
+            Ok::<_, std::io::Error>((
+                tokio::process::ChildStdin::from_std(stdin)?,
+                tokio::process::ChildStdout::from_std(stdout)?,
+                tokio::process::ChildStderr::from_std(stderr)?,
+            ))
+        })();
+        let (stdin, stdout, stderr) = match pipes {
+            Ok(pipes) => pipes,
+            Err(e) => {
+                process.release_in_background();
+                return Err(Error::Spawn {
+                    program: command.program().to_string_lossy().into_owned(),
+                    problem: format!("could not register its pipes with the runtime: {e}"),
+                    source: Arc::new(e),
+                });
+            }
+        };
         let tail = Arc::new(Mutex::new(StderrTail::new(self.stderr_tail_bytes)));
         let span = tracing::debug_span!("jsonrpc", pid);
-        let stderr_task = tokio::spawn(
-            crate::stderr::drain(stderr, tail.clone(), self.stderr_max_line, pid)
+        let stderr_task = runtime.spawn(
+            crate::stderr::drain(stderr, tail.clone(), self.stderr_max_line, Some(pid))
                 .instrument(span.clone()),
         );
-        Ok(self.start(
-            stdout,
-            stdin,
-            Some(driver::Process {
-                child,
-                stderr_task,
-                tail,
-            }),
-            pid,
-            span,
-        ))
+        let watch = driver::Process {
+            exit: process.exit(),
+            stderr_task,
+            tail,
+        };
+        Ok(self.start(stdout, stdin, Some((process, watch)), runtime, span))
     }
 
     /// Connects over any byte streams: a socket, `tokio::io::duplex`, the
     /// stdio of a process started elsewhere. Without a process, the end of
     /// `reader` is the end of the connection.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime. Request timeouts need the runtime's timers:
+    /// on a runtime without them the first timed request panics, before
+    /// anything is sent.
     pub fn connect<R, W>(self, reader: R, writer: W) -> Client
     where
         R: AsyncRead + Send + 'static,
         W: AsyncWrite + Send + 'static,
     {
         let span = tracing::debug_span!("jsonrpc");
-        self.start(reader, writer, None, None, span)
+        self.start(reader, writer, None, Runtime::current(), span)
     }
 
     fn start<R, W>(
         self,
         reader: R,
         writer: W,
-        process: Option<driver::Process>,
-        pid: Option<u32>,
+        process: Option<(ServerProcess, driver::Process)>,
+        runtime: Runtime,
         span: tracing::Span,
     ) -> Client
     where
         R: AsyncRead + Send + 'static,
         W: AsyncWrite + Send + 'static,
     {
-        let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (closed_tx, _) = watch::channel(None);
-        let (exit_tx, exit_rx) = watch::channel(None);
+        let (process, watch) = process.unzip();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 pending: HashMap::new(),
@@ -231,33 +285,55 @@ impl Builder {
             }),
             next_id: AtomicI64::new(0),
             routes: Mutex::new(Routes::default()),
-            outgoing: out_tx,
+            outbox: Outbox::new(self.max_queued_bytes),
             closed: closed_tx,
-            exit: exit_rx,
+            process,
+            runtime: runtime.clone(),
             shutdown: CancellationToken::new(),
             stats: Stats::default(),
             config: self,
-            pid,
         });
         let (write_failed_tx, write_failed_rx) = oneshot::channel();
-        tokio::spawn(
+        runtime.spawn(
             driver::write(
                 writer,
-                out_rx,
+                shared.clone(),
                 shared.config.framing,
-                shared.shutdown.clone(),
                 write_failed_tx,
             )
             .instrument(span.clone()),
         );
-        tokio::spawn(
-            driver::read(shared.clone(), reader, process, write_failed_rx, exit_tx)
-                .instrument(span),
-        );
+        runtime
+            .spawn(driver::read(shared.clone(), reader, watch, write_failed_rx).instrument(span));
         Client {
             handle: Arc::new(Handle { shared }),
         }
     }
+}
+
+/// The current runtime, if it has what a connection needs.
+///
+/// tokio has no way to ask whether a runtime's IO or time driver is
+/// enabled; using a disabled one panics. So the two are probed here, before
+/// any process starts, and the panic becomes an error. (The panic hook still
+/// prints tokio's message, which says exactly what to enable.)
+fn runtime_with_io_and_timers() -> Result<Runtime, Error> {
+    let runtime = Runtime::try_current().map_err(|_| Error::Runtime {
+        problem: "Builder::spawn was called outside of one",
+    })?;
+    let timers = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
+    if timers.is_err() {
+        return Err(Error::Runtime {
+            problem: "this runtime has no timers (build it with enable_all or enable_time)",
+        });
+    }
+    let io = std::panic::catch_unwind(|| drop(tokio::net::UnixStream::pair()));
+    if io.is_err() {
+        return Err(Error::Runtime {
+            problem: "this runtime has no IO driver (build it with enable_all or enable_io)",
+        });
+    }
+    Ok(runtime)
 }
 
 /// Counters of what the reader met. Cheap to read at any time.
@@ -269,6 +345,7 @@ pub(crate) struct Stats {
     pub(crate) unknown_responses: AtomicU64,
     pub(crate) unrouted_notifications: AtomicU64,
     pub(crate) lagged_notifications: AtomicU64,
+    pub(crate) unsent_replies: AtomicU64,
 }
 
 /// A snapshot of what the reader has met so far (see [`Client::stats`]).
@@ -288,6 +365,17 @@ pub struct ConnectionStats {
     pub unrouted_notifications: u64,
     /// Notifications dropped because a subscriber was full.
     pub lagged_notifications: u64,
+    /// Messages this client wrote on its own — refusals of server requests
+    /// nobody handles, error replies to requests dropped unanswered, cancel
+    /// notifications — that could not be queued because the outgoing queue
+    /// was full (each is also logged at warn).
+    pub unsent_replies: u64,
+    /// Requests sent and not yet answered (one still waiting for room in the
+    /// outgoing queue is not counted yet).
+    pub pending_requests: u64,
+    /// Bytes queued for the server and not yet written to its stdin
+    /// (bounded by [`Builder::max_queued_bytes`]).
+    pub queued_bytes: u64,
 }
 
 pub(crate) struct State {
@@ -299,18 +387,21 @@ pub(crate) struct State {
 
 /// State shared by the handles, the reader and the writer. One owner for each
 /// piece: `state` for the pending table and the cause of death, `routes` for
-/// subscribers, the reader task for the child process.
+/// subscribers, `outbox` for bytes on their way out, `process` for the child
+/// process. Lock order: `state`, then `outbox`.
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     next_id: AtomicI64,
     pub(crate) routes: Mutex<Routes>,
-    outgoing: mpsc::UnboundedSender<Outgoing>,
+    pub(crate) outbox: Outbox,
     closed: watch::Sender<Option<Arc<CloseReason>>>,
-    exit: watch::Receiver<Option<ExitStatus>>,
+    process: Option<ServerProcess>,
+    /// The runtime the connection was built on: its timers time requests,
+    /// whatever awaits them.
+    runtime: Runtime,
     pub(crate) shutdown: CancellationToken,
     pub(crate) stats: Stats,
     pub(crate) config: Builder,
-    pid: Option<u32>,
 }
 
 impl Shared {
@@ -319,7 +410,7 @@ impl Shared {
     /// that won.
     pub(crate) fn die(&self, cause: CloseReason) -> Arc<CloseReason> {
         let (pending, reason) = {
-            let mut st = self.state.lock().expect("state lock");
+            let mut st = crate::lock(&self.state);
             if let Some(reason) = &st.dead {
                 return reason.clone();
             }
@@ -329,53 +420,86 @@ impl Shared {
         };
         tracing::debug!(cause = %reason, pending = pending.len(), "connection dead");
         for (_, tx) in pending {
-            let _ = tx.send(Err(reason.clone()));
+            let _ = tx.send(Answer::Closed(reason.clone()));
         }
-        self.routes.lock().expect("routes lock").close_all();
+        self.outbox.close();
+        crate::lock(&self.routes).close_all();
         self.closed.send_replace(Some(reason.clone()));
         self.shutdown.cancel();
         reason
     }
 
     pub(crate) fn close_reason(&self) -> Option<Arc<CloseReason>> {
-        self.state.lock().expect("state lock").dead.clone()
+        crate::lock(&self.state).dead.clone()
     }
 
-    /// Queues bytes for the writer, unless the connection is dead.
-    pub(crate) fn send_bytes(&self, bytes: Vec<u8>) -> Result<(), Error> {
-        if let Some(reason) = self.close_reason() {
-            return Err(Error::Closed(reason));
+    /// Queues bytes for the writer if they fit, unless the connection is
+    /// dead. `method` names the message in the error.
+    pub(crate) fn send_bytes(&self, method: &str, bytes: Vec<u8>) -> Result<(), Error> {
+        match self.outbox.try_push(Bytes::from(bytes)) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(full)) => Err(Error::QueueFull {
+                method: method.to_owned(),
+                queued: full.queued,
+                limit: full.limit,
+            }),
+            Err(Refused::Closed) => Err(self.closed_error()),
         }
-        self.outgoing
-            .send(Outgoing::Message(Bytes::from(bytes)))
-            .map_err(|_| Error::Closed(self.close_reason().unwrap_or_else(closed_by_client)))
     }
 
-    /// Registers a pending request and queues its bytes, atomically with
-    /// respect to death.
-    fn register(&self, id: RequestId, bytes: Vec<u8>) -> Result<oneshot::Receiver<Answer>, Error> {
+    /// Queues a message the client writes on its own (a refusal, an error
+    /// reply, a cancel notification): nobody waits on it, so when it cannot
+    /// be queued it is logged and counted, never lost silently.
+    pub(crate) fn send_reply(&self, what: &str, bytes: Vec<u8>) {
+        if let Err(e) = self.send_bytes(what, bytes) {
+            if !e.is_closed() {
+                self.stats.unsent_replies.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "could not queue {what}");
+            }
+        }
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::Closed(self.close_reason().unwrap_or_else(closed_by_client))
+    }
+
+    /// Registers a pending request and queues its bytes in the room
+    /// reserved for them, atomically with respect to death.
+    fn register(
+        &self,
+        id: RequestId,
+        bytes: Vec<u8>,
+        room: Reservation<'_>,
+    ) -> Result<oneshot::Receiver<Answer>, Error> {
         let (tx, rx) = oneshot::channel();
-        let mut st = self.state.lock().expect("state lock");
+        let mut st = lock(&self.state);
         if let Some(reason) = &st.dead {
             return Err(Error::Closed(reason.clone()));
         }
         st.pending.insert(id, tx);
         // Queued under the lock: `die` cannot run between the two, so a
         // registered request is always either answered or failed.
-        let _ = self.outgoing.send(Outgoing::Message(Bytes::from(bytes)));
+        self.outbox.push_reserved(room, Bytes::from(bytes));
         Ok(rx)
+    }
+
+    /// A timer on the connection's runtime, so a call awaited elsewhere (a
+    /// runtime without timers, another executor) is timed all the same.
+    fn sleep(&self, after: Duration) -> tokio::time::Sleep {
+        let _on = self.runtime.enter();
+        tokio::time::sleep(after)
     }
 
     /// Forgets an abandoned request; tells the server when configured to.
     fn abandon(&self, id: &RequestId) {
         let was_pending = {
-            let mut st = self.state.lock().expect("state lock");
+            let mut st = crate::lock(&self.state);
             st.pending.remove(id).is_some() && st.dead.is_none()
         };
         if was_pending {
             if let Some(cancel) = &self.config.cancel_notification {
                 if let Ok(bytes) = encode_notification(&cancel.method, Some(&(cancel.params)(id))) {
-                    let _ = self.send_bytes(bytes);
+                    self.send_reply("a cancel notification", bytes);
                 }
             }
         }
@@ -392,13 +516,14 @@ struct Handle {
 }
 
 impl Drop for Handle {
-    /// The last handle is gone: nobody can talk to the server any more. Kill
-    /// it now, synchronously: a task spawned here could be lost if the
-    /// runtime is shutting down. The reader task reaps it.
+    /// The last handle is gone: nobody can talk to the server any more. The
+    /// kill is handed to a thread of its own (it walks `/proc`): `Drop`
+    /// returns at once, and the kill completes even if the runtime is
+    /// shutting down. Never panics.
     fn drop(&mut self) {
         self.shared.die(CloseReason::ClosedByClient);
-        if let Some(pid) = self.shared.pid {
-            process::kill_remains(pid, self.shared.exit.borrow().is_some());
+        if let Some(process) = &self.shared.process {
+            process.release_in_background();
         }
     }
 }
@@ -426,7 +551,7 @@ pub struct Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("pid", &self.shared().pid)
+            .field("pid", &self.pid())
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -451,9 +576,14 @@ impl Client {
     /// timeout for this call first: `client.request(m, p).timeout(Some(d)).await`.
     ///
     /// Fails at once with [`Error::Closed`] when the connection is dead.
+    /// While the outgoing queue is full (the server is not reading its
+    /// input; see [`Builder::max_queued_bytes`]) it waits for room, within
+    /// its timeout. The timeout runs on the connection's runtime, so the
+    /// call may be awaited from any runtime or executor.
     ///
     /// # Cancel safety
-    /// Dropping the future abandons the request: its pending entry is removed
+    /// Dropping the future before its message was queued sends nothing.
+    /// Dropping it later abandons the request: its pending entry is removed
     /// (a late response is ignored) and the configured
     /// [`CancelNotification`] is sent.
     pub fn request<P: Serialize>(&self, method: &str, params: P) -> Call<'_, P> {
@@ -478,14 +608,15 @@ impl Client {
     }
 
     /// Sends a notification. Fails at once with [`Error::Closed`] when the
-    /// connection is dead. Messages queue in memory while the server is not
-    /// reading its stdin.
+    /// connection is dead, and with [`Error::QueueFull`] when the server has
+    /// not read [`Builder::max_queued_bytes`] of what was sent to it (then
+    /// nothing was queued; try again later, or treat the server as stuck).
     pub fn notify<P: Serialize>(&self, method: &str, params: P) -> Result<(), Error> {
         let bytes = encode_notification(method, Some(&params)).map_err(|e| Error::Encode {
             method: method.to_owned(),
             source: Arc::new(e),
         })?;
-        self.shared().send_bytes(bytes)
+        self.shared().send_bytes(method, bytes)
     }
 
     /// Sends a typed notification.
@@ -500,7 +631,7 @@ impl Client {
     pub fn subscribe(&self, filter: Filter) -> Subscription {
         let shared = self.shared();
         let queue = Queue::new(shared.config.subscription_capacity);
-        let mut routes = shared.routes.lock().expect("routes lock");
+        let mut routes = crate::lock(&shared.routes);
         if shared.close_reason().is_some() {
             queue.close();
         } else {
@@ -516,7 +647,7 @@ impl Client {
     pub fn requests(&self, filter: Filter) -> IncomingRequests {
         let shared = self.shared();
         let queue = Queue::new(shared.config.request_queue_capacity);
-        let mut routes = shared.routes.lock().expect("routes lock");
+        let mut routes = crate::lock(&shared.routes);
         if shared.close_reason().is_some() {
             queue.close();
         } else {
@@ -553,14 +684,19 @@ impl Client {
 
     /// The server's process id, when this client started it.
     pub fn pid(&self) -> Option<u32> {
-        self.shared().pid
+        self.shared().process.as_ref().map(ServerProcess::pid)
     }
 
-    /// What the reader has met so far: bad frames, unknown ids, lag.
+    /// What the reader has met so far (bad frames, unknown ids, lag), and
+    /// what is in flight now: requests pending, bytes queued to write.
     pub fn stats(&self) -> ConnectionStats {
-        let s = &self.shared().stats;
+        let shared = self.shared();
+        let s = &shared.stats;
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ConnectionStats {
+            unsent_replies: get(&s.unsent_replies),
+            pending_requests: lock(&shared.state).pending.len() as u64,
+            queued_bytes: shared.outbox.queued_bytes() as u64,
             frames: get(&s.frames),
             bad_frames: get(&s.bad_frames),
             unparsable: get(&s.unparsable),
@@ -574,48 +710,72 @@ impl Client {
     /// (`None` without a process). Pending requests fail with
     /// [`CloseReason::ClosedByClient`] at once. Then: stdin is closed; after
     /// the stdin grace the process group gets SIGTERM; after the SIGTERM
-    /// grace the group and every descendant get SIGKILL. The process is
-    /// always reaped. If the connection had already died, the original cause
-    /// is kept.
+    /// grace the group, every descendant and every process still holding the
+    /// server's ends of its stdio pipes get SIGKILL. Once the server has
+    /// exited, whatever is left of its group and whoever still holds its
+    /// pipes (a daemon it double-forked) get SIGKILL too, and it is reaped.
+    /// If the connection had already died, the original cause is kept.
+    ///
+    /// Fails with [`Error::Wait`] only when waiting for the process failed
+    /// (something else in this program reaped it): no status is invented.
     ///
     /// # Cancel safety
     /// Dropping the future stops the escalation where it is; the server is
     /// still killed when the last handle is dropped.
     pub async fn close(&self) -> Result<Option<ExitStatus>, Error> {
         let shared = self.shared();
+        // Death ends the writer, which closes the server's stdin.
         shared.die(CloseReason::ClosedByClient);
-        let _ = shared.outgoing.send(Outgoing::CloseStdin);
-        let Some(pid) = shared.pid else {
+        let Some(process) = &shared.process else {
             return Ok(None);
         };
-        let mut exit = shared.exit.clone();
-        let wait = |d: Duration| {
+        let pid = process.pid();
+        let exit = process.exit();
+        let wait = |grace: Option<Duration>| {
             let mut exit = exit.clone();
+            let timer = grace.map(|g| shared.sleep(g));
             async move {
-                tokio::time::timeout(d, exit.wait_for(Option::is_some))
-                    .await
-                    .ok()
-                    .and_then(|r| r.ok().and_then(|s| *s))
-            }
-        };
-        let status = match wait(shared.config.stdin_close_grace).await {
-            Some(status) => Some(status),
-            None => {
-                tracing::debug!(pid, "server ignored stdin EOF; sending SIGTERM");
-                process::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
-                match wait(shared.config.sigterm_grace).await {
-                    Some(status) => Some(status),
-                    None => {
-                        tracing::debug!(pid, "server ignored SIGTERM; sending SIGKILL");
-                        process::kill_remains(pid, false);
-                        exit.wait_for(Option::is_some).await.ok().and_then(|s| *s)
+                let exited = async {
+                    let exit = exit
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|e| e.clone());
+                    match exit {
+                        Some(exit) => Some(exit),
+                        None => std::future::pending().await,
                     }
+                };
+                match timer {
+                    Some(timer) => tokio::select! {
+                        exit = exited => exit,
+                        _ = timer => None,
+                    },
+                    None => exited.await,
                 }
             }
         };
-        // The server is gone; anything it left in its group is an orphan.
-        process::kill_remains(pid, true);
-        Ok(status)
+        let mut exited = wait(Some(shared.config.stdin_close_grace)).await;
+        if exited.is_none() {
+            tracing::debug!(pid, "server ignored stdin EOF; sending SIGTERM");
+            process.signal_group(nix::sys::signal::Signal::SIGTERM);
+            exited = wait(Some(shared.config.sigterm_grace)).await;
+        }
+        if exited.is_none() {
+            tracing::debug!(pid, "server ignored SIGTERM; sending SIGKILL");
+            process.kill_all().await;
+            exited = wait(None).await;
+        }
+        process.release().await;
+        match exited {
+            Some(Ok(status)) => Ok(Some(status)),
+            Some(Err(source)) => Err(Error::Wait { pid, source }),
+            // The owner publishes an exit before it can be dropped.
+            None => Err(Error::Wait {
+                pid,
+                source: Arc::new(std::io::Error::other("the process watcher is gone")),
+            }),
+        }
     }
 }
 
@@ -654,43 +814,57 @@ impl<'a, P: Serialize + Send + 'a> IntoFuture for Call<'a, P> {
                             source: Arc::new(e),
                         }
                     })?;
-                // Outside tokio's cooperative budget: an answer that is
-                // there is taken at once. Under the budget, a task awaiting
-                // many calls (a `FuturesUnordered`) re-polls every woken call
-                // each time the budget runs out, so failing N pending calls
-                // at death took O(N²) polls (10,000: 30 ms; 100,000: 7 s).
-                // One answer is one event; it cannot starve anything.
-                let rx = tokio::task::unconstrained(shared.register(id.clone(), bytes)?);
-                let guard = Abandon {
-                    shared,
-                    id: Some(id),
+                // Made before anything is queued, on the connection's runtime.
+                let timer = self.timeout.map(|after| (shared.sleep(after), after));
+                let call = async {
+                    // Waits while the server is not reading its input; the
+                    // timeout covers this wait too.
+                    let room = match shared.outbox.reserve(bytes.len()).await {
+                        Ok(room) => room,
+                        Err(_) => return Err(shared.closed_error()),
+                    };
+                    let rx = shared.register(id.clone(), bytes, room)?;
+                    let guard = Abandon {
+                        shared,
+                        id: Some(id),
+                    };
+                    // Outside tokio's cooperative budget: an answer that is
+                    // there is taken at once. Under the budget, a task
+                    // awaiting many calls (a `FuturesUnordered`) re-polls
+                    // every woken call each time the budget runs out, so
+                    // failing N pending calls at death took O(N²) polls
+                    // (10,000: 30 ms; 100,000: 7 s). One answer is one event;
+                    // it cannot starve anything.
+                    let answer = tokio::task::unconstrained(rx).await;
+                    guard.disarm();
+                    match answer {
+                        Ok(Answer::Response(Ok(value))) => Ok(value),
+                        Ok(Answer::Response(Err(error))) => Err(Error::Rpc {
+                            method: self.method.clone(),
+                            error,
+                        }),
+                        Ok(Answer::TooLarge { limit }) => Err(Error::ResponseTooLarge {
+                            method: self.method.clone(),
+                            limit,
+                        }),
+                        Ok(Answer::Closed(reason)) => Err(Error::Closed(reason)),
+                        // The sender is only dropped unsent by `die` racing a
+                        // removal; the connection is dead either way.
+                        Err(_) => Err(shared.closed_error()),
+                    }
                 };
-                let answer = match self.timeout {
-                    Some(after) => match tokio::time::timeout(after, rx).await {
-                        Ok(answer) => answer,
-                        Err(_) => {
-                            drop(guard);
-                            return Err(Error::Timeout {
-                                method: self.method,
-                                after,
-                            });
-                        }
+                match timer {
+                    // Dropping `call` at the deadline drops its guard, which
+                    // abandons the request.
+                    Some((timer, after)) => tokio::select! {
+                        biased;
+                        result = call => result,
+                        _ = timer => Err(Error::Timeout {
+                            method: self.method.clone(),
+                            after,
+                        }),
                     },
-                    None => rx.await,
-                };
-                guard.disarm();
-                match answer {
-                    Ok(Ok(Ok(value))) => Ok(value),
-                    Ok(Ok(Err(error))) => Err(Error::Rpc {
-                        method: self.method,
-                        error,
-                    }),
-                    Ok(Err(reason)) => Err(Error::Closed(reason)),
-                    // The sender is only dropped unsent by `die` racing a
-                    // removal; the connection is dead either way.
-                    Err(_) => Err(Error::Closed(
-                        shared.close_reason().unwrap_or_else(closed_by_client),
-                    )),
+                    None => call.await,
                 }
             }
             .instrument(span),

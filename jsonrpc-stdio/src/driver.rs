@@ -6,48 +6,43 @@
 //! response that followed it on the wire resolves its caller.
 
 use std::io;
-use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
-use tokio_util::sync::CancellationToken;
 
-use crate::client::Shared;
+use crate::client::{Answer, Shared};
 use crate::error::CloseReason;
-use crate::framing::{Frame, FrameCodec, Framing};
+use crate::framing::{BadFrame, Frame, FrameCodec, Framing};
+use crate::lock;
 use crate::message::{encode_response, ErrorCode, ErrorObject, Message, Response};
+use crate::process::Exit;
 use crate::routes::IncomingRequest;
 use crate::stderr::StderrTail;
 
-/// What the writer is asked to do.
-pub(crate) enum Outgoing {
-    Message(Bytes),
-    /// Close the server's stdin (graceful close).
-    CloseStdin,
-}
-
-/// The child process, owned by the reader task.
+/// What the reader watches of the child process (its owner is
+/// [`ServerProcess`](crate::process::ServerProcess), held by [`Shared`]).
 pub(crate) struct Process {
-    pub(crate) child: tokio::process::Child,
+    pub(crate) exit: watch::Receiver<Option<Exit>>,
     pub(crate) stderr_task: JoinHandle<()>,
     pub(crate) tail: Arc<Mutex<StderrTail>>,
 }
 
 /// Writes queued messages, flushing once per burst rather than per message.
-/// Stops on `CloseStdin`, on shutdown, or on the first write error (reported
-/// to the reader, which decides the cause of death).
+/// Stops when the connection dies (dropping `writer`, which closes the
+/// server's stdin, even mid-write to a server that stopped reading), or on
+/// the first write error (reported to the reader, which decides the cause
+/// of death).
 pub(crate) async fn write<W: AsyncWrite>(
     writer: W,
-    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
     framing: Framing,
-    shutdown: CancellationToken,
     failed: oneshot::Sender<io::Error>,
 ) {
     // Outgoing frames are ours and never checked against the read limit.
@@ -55,42 +50,26 @@ pub(crate) async fn write<W: AsyncWrite>(
         writer,
         FrameCodec::new(framing, usize::MAX)
     ));
-    let result: io::Result<()> = async {
-        loop {
-            let first = tokio::select! {
-                biased;
-                next = queue.recv() => next,
-                _ = shutdown.cancelled() => None,
-            };
-            let Some(Outgoing::Message(bytes)) = first else {
-                break;
-            };
-            tracing::trace!(frame = %String::from_utf8_lossy(&bytes), "frame to server");
-            sink.feed(bytes).await?;
-            while let Ok(next) = queue.try_recv() {
-                match next {
-                    Outgoing::Message(bytes) => {
-                        tracing::trace!(frame = %String::from_utf8_lossy(&bytes), "frame to server");
-                        sink.feed(bytes).await?
-                    }
-                    Outgoing::CloseStdin => {
-                        sink.flush().await?;
-                        return Ok(());
-                    }
-                }
+    let outbox = &shared.outbox;
+    let writing = async {
+        let mut batch: Vec<Bytes> = Vec::new();
+        while outbox.take_batch(&mut batch).await.is_some() {
+            let len: usize = batch.iter().map(Bytes::len).sum();
+            for bytes in batch.drain(..) {
+                tracing::trace!(frame = %String::from_utf8_lossy(&bytes), "frame to server");
+                sink.feed(bytes).await?;
             }
             sink.flush().await?;
+            outbox.written(len);
         }
-        Ok(())
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            let _ = sink.close().await;
-        }
-        Err(e) => {
-            let _ = failed.send(e);
-        }
+        Ok::<(), io::Error>(())
+    };
+    let result = tokio::select! {
+        result = writing => result,
+        _ = shared.shutdown.cancelled() => Ok(()),
+    };
+    if let Err(e) = result {
+        let _ = failed.send(e);
     }
 }
 
@@ -105,20 +84,19 @@ enum End {
     Shutdown,
 }
 
-/// Reads and routes every frame; watches the child; on the first sign of
-/// death decides the cause (preferring the exit status, which says most) and
-/// calls [`Shared::die`]. Then reaps the child and publishes its status.
+/// Reads and routes every frame; watches the child's exit; on the first sign
+/// of death decides the cause (preferring the exit status, which says most)
+/// and calls [`Shared::die`]. Reaping is the process owner's business.
 pub(crate) async fn read<R: AsyncRead>(
     shared: Arc<Shared>,
     reader: R,
     mut process: Option<Process>,
     mut write_failed: oneshot::Receiver<io::Error>,
-    exit_tx: watch::Sender<Option<ExitStatus>>,
 ) {
     let codec = FrameCodec::new(shared.config.framing, shared.config.max_frame_length);
     let mut frames = std::pin::pin!(FramedRead::new(reader, codec));
     let grace = shared.config.exit_grace;
-    let mut status: Option<ExitStatus> = None;
+    let mut exit: Option<Exit> = None;
     let mut drain_deadline: Option<Instant> = None;
     let end = loop {
         tokio::select! {
@@ -138,12 +116,14 @@ pub(crate) async fn read<R: AsyncRead>(
                 Some(Err(e)) => break End::ReadFailed(e),
                 None => break End::Eof,
             },
-            exited = wait_child(&mut process), if status.is_none() && process.is_some() => {
-                status = Some(exited);
-                let _ = exit_tx.send(status);
+            exited = wait_exit(&mut process), if exit.is_none() && process.is_some() => {
+                exit = Some(exited);
                 drain_deadline = Some(Instant::now() + grace);
             }
-            _ = sleep_until(drain_deadline.unwrap_or_else(Instant::now)), if drain_deadline.is_some() => {
+            // Built only when polled: a connection without a process never
+            // touches the timer.
+            _ = async { sleep_until(drain_deadline.unwrap_or_else(Instant::now)).await },
+                if drain_deadline.is_some() => {
                 break End::ExitedOutputOpen;
             }
             Ok(e) = &mut write_failed => break End::WriteFailed(e),
@@ -152,23 +132,26 @@ pub(crate) async fn read<R: AsyncRead>(
     };
 
     if !matches!(end, End::Shutdown) {
-        if status.is_none() && process.is_some() {
-            if let Ok(s) = tokio::time::timeout(grace, wait_child(&mut process)).await {
-                status = Some(s);
-                let _ = exit_tx.send(status);
+        if exit.is_none() && process.is_some() {
+            if let Ok(e) = tokio::time::timeout(grace, wait_exit(&mut process)).await {
+                exit = Some(e);
             }
         }
         let tail = match &mut process {
             Some(p) => {
                 // Let stderr reach its end so the report holds the last words.
                 let _ = tokio::time::timeout(grace, &mut p.stderr_task).await;
-                p.tail.lock().expect("stderr tail lock").snapshot()
+                lock(&p.tail).snapshot()
             }
             None => String::new(),
         };
-        let cause = match (status, end) {
-            (Some(status), _) => CloseReason::Exited {
+        let cause = match (exit.clone(), end) {
+            (Some(Ok(status)), _) => CloseReason::Exited {
                 status,
+                stderr_tail: tail,
+            },
+            (Some(Err(error)), _) => CloseReason::WaitFailed {
+                error,
                 stderr_tail: tail,
             },
             (None, End::ReadFailed(error)) => CloseReason::ReadFailed {
@@ -184,29 +167,36 @@ pub(crate) async fn read<R: AsyncRead>(
         shared.die(cause);
     }
 
-    // Dead. Keep stdout drained so the server never blocks writing to it,
-    // and reap the process whenever it ends.
-    if status.is_none() && process.is_some() {
+    // Dead. Keep stdout drained until the process is gone, so it never
+    // blocks writing to it while it is being closed.
+    if exit.is_none() && process.is_some() {
         let mut output_open = true;
-        let reaped = loop {
+        loop {
             tokio::select! {
-                s = wait_child(&mut process) => break s,
+                _ = wait_exit(&mut process) => break,
                 frame = frames.next(), if output_open => {
                     output_open = matches!(frame, Some(Ok(_)));
                 }
             }
-        };
-        let _ = exit_tx.send(Some(reaped));
+        }
     }
 }
 
-async fn wait_child(process: &mut Option<Process>) -> ExitStatus {
+async fn wait_exit(process: &mut Option<Process>) -> Exit {
     match process {
-        Some(p) => match p.child.wait().await {
-            Ok(status) => status,
-            // `wait` fails only if the child was already reaped elsewhere.
-            Err(_) => std::os::unix::process::ExitStatusExt::from_raw(0),
-        },
+        Some(p) => {
+            let exit = p
+                .exit
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|e| e.clone());
+            match exit {
+                Some(exit) => exit,
+                // The owner publishes an exit before it goes.
+                None => std::future::pending().await,
+            }
+        }
         None => std::future::pending().await,
     }
 }
@@ -217,6 +207,20 @@ fn handle_frame(shared: &Arc<Shared>, frame: Frame) {
     stats.frames.fetch_add(1, Ordering::Relaxed);
     let bytes = match frame {
         Frame::Message(bytes) => bytes,
+        Frame::Bad(BadFrame::ResponseTooLong { id, limit }) => {
+            stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+            let waiter = lock(&shared.state).pending.remove(&id);
+            tracing::warn!(%id, limit, found = waiter.is_some(), "response too large; failing its caller");
+            match waiter {
+                Some(tx) => {
+                    let _ = tx.send(Answer::TooLarge { limit });
+                }
+                None => {
+                    stats.unknown_responses.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            return;
+        }
         Frame::Bad(bad) => {
             stats.bad_frames.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%bad, "skipping bad frame from server");
@@ -259,10 +263,10 @@ fn route(shared: &Arc<Shared>, message: Message) {
             id: Some(id),
             result,
         }) => {
-            let waiter = shared.state.lock().expect("state lock").pending.remove(&id);
+            let waiter = crate::lock(&shared.state).pending.remove(&id);
             match waiter {
                 Some(tx) => {
-                    let _ = tx.send(Ok(result));
+                    let _ = tx.send(Answer::Response(result));
                 }
                 None => {
                     shared
@@ -284,7 +288,7 @@ fn route(shared: &Arc<Shared>, message: Message) {
             );
         }
         Message::Notification(n) => {
-            let delivery = shared.routes.lock().expect("routes lock").deliver(n);
+            let delivery = crate::lock(&shared.routes).deliver(n);
             if delivery.matched == 0 {
                 shared
                     .stats
@@ -299,11 +303,7 @@ fn route(shared: &Arc<Shared>, message: Message) {
         }
         Message::Request(request) => {
             let incoming = IncomingRequest::new(request, shared.clone());
-            let refused = shared
-                .routes
-                .lock()
-                .expect("routes lock")
-                .dispatch(incoming);
+            let refused = lock(&shared.routes).dispatch(incoming);
             if let Err(incoming) = refused {
                 refuse(shared, incoming);
             }
@@ -314,10 +314,7 @@ fn route(shared: &Arc<Shared>, message: Message) {
 /// Answers a request no handler took, so the server never waits for it.
 fn refuse(shared: &Shared, incoming: IncomingRequest) {
     let request = incoming.into_request();
-    let handled = shared
-        .routes
-        .lock()
-        .expect("routes lock")
+    let handled = lock(&shared.routes)
         .handlers
         .iter()
         .any(|(f, _)| f.matches(&request.method));
@@ -333,5 +330,8 @@ fn refuse(shared: &Shared, incoming: IncomingRequest) {
         )
     };
     tracing::debug!(method = %request.method, id = %request.id, %error, "refusing server request");
-    let _ = shared.send_bytes(encode_response(&request.id, &Err(error)));
+    shared.send_reply(
+        "a refusal of a server request",
+        encode_response(&request.id, &Err(error)),
+    );
 }

@@ -16,13 +16,58 @@ use crate::message::ErrorObject;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The server could not be started.
-    #[error(
-        "could not start server `{program}`: {source}; check that it is installed and on PATH"
-    )]
+    /// The server could not be started. No process was left behind.
+    #[error("could not start server `{program}`: {problem}")]
     Spawn {
         /// The program as given.
         program: String,
+        /// Which part of the command failed and why, e.g. "its working
+        /// directory /srv/x does not exist" or "program not found on PATH
+        /// (/usr/bin:/bin)".
+        problem: String,
+        /// What the OS said.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The call needs a tokio runtime it did not find (see
+    /// [`Builder::spawn`](crate::Builder::spawn)). Nothing was started.
+    #[error("jsonrpc-stdio needs a tokio runtime with IO and timers enabled: {problem}")]
+    Runtime {
+        /// What is missing.
+        problem: &'static str,
+    },
+    /// A notification (or reply) could not be queued: the outgoing queue
+    /// holds its limit of bytes the server has not read yet. Nothing was
+    /// queued; the connection goes on. A request waits for room instead.
+    #[error(
+        "cannot send `{method}`: {queued} bytes are already waiting for the server to read its input (limit {limit}); the server is not reading"
+    )]
+    QueueFull {
+        /// The method, or `response` for an answer to the server.
+        method: String,
+        /// The bytes queued when it was refused.
+        queued: usize,
+        /// The configured limit ([`Builder::max_queued_bytes`](crate::Builder::max_queued_bytes)).
+        limit: usize,
+    },
+    /// The server's response was longer than
+    /// [`Builder::max_frame_length`](crate::Builder::max_frame_length); it
+    /// was discarded as it streamed in and its caller failed at once (its id
+    /// was read from the response's first or last bytes).
+    #[error("`{method}` failed: response too large (limit {limit} bytes); it was discarded")]
+    ResponseTooLarge {
+        /// The method called.
+        method: String,
+        /// The configured maximum frame length.
+        limit: usize,
+    },
+    /// How the server process ended could not be learned: waiting for it
+    /// failed (typically because something else in this program reaped it:
+    /// SIGCHLD ignored, or a `waitpid(-1)`).
+    #[error("could not wait for server process {pid}: {source}")]
+    Wait {
+        /// Its process id.
+        pid: u32,
         /// What the OS said.
         #[source]
         source: Arc<io::Error>,
@@ -134,6 +179,15 @@ pub enum CloseReason {
         /// The last lines it wrote to stderr.
         stderr_tail: String,
     },
+    /// Waiting for the server process failed, so whether and how it ended is
+    /// unknown (something else in this program reaped it). It is treated as
+    /// gone and its process group is never signalled again.
+    WaitFailed {
+        /// What the OS said.
+        error: Arc<io::Error>,
+        /// The last lines it wrote to stderr.
+        stderr_tail: String,
+    },
     /// [`Client::close`](crate::Client::close) was called, or the last handle
     /// was dropped.
     ClosedByClient,
@@ -146,7 +200,8 @@ impl CloseReason {
             CloseReason::Exited { stderr_tail, .. }
             | CloseReason::OutputClosed { stderr_tail }
             | CloseReason::ReadFailed { stderr_tail, .. }
-            | CloseReason::WriteFailed { stderr_tail, .. } => stderr_tail,
+            | CloseReason::WriteFailed { stderr_tail, .. }
+            | CloseReason::WaitFailed { stderr_tail, .. } => stderr_tail,
             CloseReason::ClosedByClient => "",
         }
     }
@@ -181,6 +236,9 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::WriteFailed { error, .. } => {
                 write!(f, "writing to the server failed: {error}")?
+            }
+            CloseReason::WaitFailed { error, .. } => {
+                write!(f, "could not wait for the server process: {error}")?
             }
             CloseReason::ClosedByClient => return write!(f, "connection closed by the client"),
         }

@@ -35,11 +35,13 @@
 //! ```
 
 mod content_length;
+mod lines;
+mod oversized;
 
 use std::{fmt, io};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio_util::codec::{Decoder, Encoder, LinesCodec, LinesCodecError};
+use tokio_util::codec::{Decoder, Encoder};
 
 /// The default maximum frame length: 64 MiB. Real codex messages (a turn's
 /// aggregated command output, a whole diff) are large; a small limit such as
@@ -57,6 +59,14 @@ pub const MAX_HEADER_LENGTH: usize = 8 * 1024;
 pub enum Framing {
     /// One JSON message per line (`\n`, an optional `\r` before it is dropped).
     /// Blank lines are skipped. What codex and MCP servers speak.
+    ///
+    /// A line longer than the maximum frame length (counting a `\r`) is
+    /// discarded as it streams in, never buffered whole, and reported once:
+    /// as [`BadFrame::ResponseTooLong`] when its first (or last) bytes show a
+    /// response and its id (see [`BadFrame::too_long`]), which happens as
+    /// soon as its first bytes arrive when the id comes first; otherwise as
+    /// [`BadFrame::TooLong`]. A line of invalid UTF-8 is
+    /// [`BadFrame::InvalidUtf8`]. The last line needs no `\n`.
     #[default]
     NewlineDelimited,
     /// LSP base-protocol framing: header lines `Name: value\r\n`, a blank line
@@ -71,10 +81,12 @@ pub enum Framing {
     ///   (`token: visible ASCII`) are accepted and ignored. Whitespace and
     ///   blank lines before a header are skipped (a server that ends its
     ///   bodies with a newline still works).
-    /// - **Too long.** A `Content-Length` above the maximum frame length gives
-    ///   [`BadFrame::TooLong`] as soon as the header is read; the N body bytes
-    ///   are then discarded as they arrive, never buffered, and the next frame
-    ///   follows them.
+    /// - **Too long.** A body whose `Content-Length` is above the maximum
+    ///   frame length is discarded as it arrives, never buffered, and the
+    ///   next frame follows it. It is reported once, as for newline-delimited
+    ///   lines: [`BadFrame::ResponseTooLong`] when its first (or last) bytes
+    ///   show a response and its id, else [`BadFrame::TooLong`] — as soon as
+    ///   its first bytes decide it, or at the end of the body.
     /// - **Malformed header.** A line that is not `Name: value`, a line ended by
     ///   a bare `\n`, a missing, duplicated, non-numeric or overflowing
     ///   `Content-Length`, or a header block longer than [`MAX_HEADER_LENGTH`]
@@ -89,7 +101,9 @@ pub enum Framing {
     /// - **Not JSON.** A body is delivered as a [`Frame::Message`] whatever it
     ///   holds (an empty body included); the message parser rejects it.
     /// - **End of stream.** Ending inside a header, a body or a skipped body
-    ///   gives one [`BadFrame::Truncated`], and the partial bytes are dropped.
+    ///   gives one [`BadFrame::Truncated`], and the partial bytes are dropped
+    ///   (a skipped body not yet reported is reported first, from its first
+    ///   bytes alone).
     ///   Ending while resynchronising gives nothing more.
     /// - **Chunking.** How the input is split into reads never changes the
     ///   frames decoded.
@@ -151,6 +165,17 @@ pub enum BadFrame {
         /// The configured maximum.
         limit: usize,
     },
+    /// A response longer than the configured maximum, whose id could be
+    /// read from its first (or last) bytes: its caller is failed at once
+    /// with [`Error::ResponseTooLarge`](crate::Error::ResponseTooLarge). Its
+    /// bytes are discarded as for [`TooLong`](Self::TooLong).
+    #[error("response to request {id} longer than the maximum of {limit} bytes; discarded")]
+    ResponseTooLong {
+        /// The id of the request it answers.
+        id: crate::message::RequestId,
+        /// The configured maximum.
+        limit: usize,
+    },
     /// Not valid UTF-8 (newline-delimited framing only).
     #[error("frame is not valid UTF-8; discarded")]
     InvalidUtf8,
@@ -176,7 +201,7 @@ pub struct FrameCodec {
 
 #[derive(Debug)]
 enum CodecKind {
-    Lines { lines: LinesCodec, limit: usize },
+    Lines(lines::LineCodec),
     ContentLength(content_length::ContentLengthCodec),
 }
 
@@ -184,10 +209,7 @@ impl FrameCodec {
     /// A codec for `framing` that refuses frames longer than `max_frame_length`.
     pub fn new(framing: Framing, max_frame_length: usize) -> Self {
         let kind = match framing {
-            Framing::NewlineDelimited => CodecKind::Lines {
-                lines: LinesCodec::new_with_max_length(max_frame_length),
-                limit: max_frame_length,
-            },
+            Framing::NewlineDelimited => CodecKind::Lines(lines::LineCodec::new(max_frame_length)),
             Framing::ContentLength => {
                 CodecKind::ContentLength(content_length::ContentLengthCodec::new(max_frame_length))
             }
@@ -197,27 +219,8 @@ impl FrameCodec {
 
     fn decode_with(&mut self, buf: &mut BytesMut, eof: bool) -> Result<Option<Frame>, io::Error> {
         match &mut self.kind {
-            CodecKind::Lines { lines, limit } => loop {
-                let line = if eof {
-                    lines.decode_eof(buf)
-                } else {
-                    lines.decode(buf)
-                };
-                return match line {
-                    Ok(Some(line)) if line.trim_ascii().is_empty() => continue,
-                    Ok(Some(line)) => Ok(Some(Frame::Message(Bytes::from(line)))),
-                    Ok(None) => Ok(None),
-                    Err(LinesCodecError::MaxLineLengthExceeded) => {
-                        Ok(Some(Frame::Bad(BadFrame::TooLong { limit: *limit })))
-                    }
-                    // `LinesCodec` consumes the line before checking UTF-8,
-                    // so the stream can go on after it.
-                    Err(LinesCodecError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
-                        Ok(Some(Frame::Bad(BadFrame::InvalidUtf8)))
-                    }
-                    Err(LinesCodecError::Io(e)) => Err(e),
-                };
-            },
+            CodecKind::Lines(codec) if eof => Ok(codec.decode_eof(buf)),
+            CodecKind::Lines(codec) => Ok(codec.decode(buf)),
             CodecKind::ContentLength(codec) if eof => Ok(codec.decode_eof(buf)),
             CodecKind::ContentLength(codec) => Ok(codec.decode(buf)),
         }
@@ -243,7 +246,7 @@ impl Encoder<Bytes> for FrameCodec {
 
     fn encode(&mut self, message: Bytes, dst: &mut BytesMut) -> Result<(), io::Error> {
         match &self.kind {
-            CodecKind::Lines { .. } => {
+            CodecKind::Lines(_) => {
                 // serde_json escapes newlines inside strings and writes no
                 // whitespace between tokens, so a message is always one line.
                 dst.reserve(message.len() + 1);

@@ -21,11 +21,12 @@
 //! | module | role |
 //! |---|---|
 //! | [`message`] | ids, error codes, and classifying a JSON value as request, notification or response |
-//! | [`framing`] | cutting frames out of the byte stream: newline-delimited JSON, or LSP-style `Content-Length` headers; bad frames are items, not errors |
+//! | [`framing`] | cutting frames out of the byte stream: newline-delimited JSON, or LSP-style `Content-Length` headers; bad frames are items, not errors; a frame too long to read still names the response it is |
 //! | [`Client`] (`client`) | the clonable handle; the pending table and the first cause of death live in one lock |
-//! | `driver` | the reader task (route frames, watch the child, decide the cause of death) and the writer task |
+//! | `driver` | the reader task (route frames, watch the child's exit, decide the cause of death) and the writer task |
+//! | `outbox` | the outgoing queue, bounded in bytes: requests wait for room, notifications are refused |
 //! | `routes` | subscriber queues and server→client request queues, bounded, never blocking the reader |
-//! | [`ServerCommand`] (`process`) | what to run; process-group and process-tree signals |
+//! | [`process`] | what to run ([`ServerCommand`]), and the one owner of a started server: spawn, wait, signals, the `/proc` walks, reaping; helpers for a child subreaper |
 //! | `stderr` | drains the child's stderr and keeps a bounded tail for death reports |
 //! | [`watchdog`] | an idle-and-budget watchdog for any stream |
 //! | [`Request`], [`Notification`] (`typed`) | typed methods in the spirit of `lsp-types` |
@@ -47,14 +48,18 @@
 //! | death | every pending request fails at once with [`Error::Closed`] and the cause |
 //! | a request after (or racing) death | fails at once: death and registration share one lock |
 //! | responses read before EOF | still resolve their callers, in wire order |
+//! | a response longer than [`Builder::max_frame_length`] | its caller fails at once with [`Error::ResponseTooLarge`] (id read from the frame's first or last bytes) |
 //! | no response in time | [`Error::Timeout`] naming the method and duration; the entry is removed |
+//! | the server stops reading its stdin | at most [`Builder::max_queued_bytes`] wait in memory: `request` waits for room (within its timeout), `notify` fails with [`Error::QueueFull`]; nothing is dropped |
 //! | a request future dropped | its entry is removed; the [`CancelNotification`] is sent if configured |
+//! | waiting for the child fails (someone else reaped it) | [`CloseReason::WaitFailed`]; no exit status is made up |
 //!
 //! The child's exit is watched on its own, not inferred from EOF: a
 //! grandchild may hold stdout open. When stdout ends the reader waits a short
 //! grace ([`Builder::exit_grace`], 100 ms) for the exit status, so the error
 //! says "server exited with status 3; last stderr: ..." rather than a bare
-//! "closed".
+//! "closed". What is in flight is visible in [`Client::stats`]: requests
+//! pending, bytes queued to write.
 //!
 //! # Bad input from the server
 //!
@@ -64,7 +69,8 @@
 //! | input | behaviour |
 //! |---|---|
 //! | blank line | skipped silently |
-//! | line longer than [`Builder::max_frame_length`] | discarded as it streams in (never buffered whole); `bad_frames` |
+//! | line longer than [`Builder::max_frame_length`] | discarded as it streams in (never buffered whole); `bad_frames`; if its first or last bytes show a response, its caller fails at once ([`Error::ResponseTooLarge`]) |
+//! | `Content-Length` body longer than the maximum | the same |
 //! | invalid UTF-8 | line discarded; `bad_frames` |
 //! | malformed JSON, or JSON of no JSON-RPC shape | skipped; `unparsable` |
 //! | a batch array | each element handled on its own; bad elements skipped |
@@ -75,36 +81,65 @@
 //! | server request no stream handles | answered `-32601 method not found` |
 //! | server request whose stream is full | answered `-32603` (client overloaded) |
 //! | server request dropped unanswered | answered `-32603` |
-//! | notification flood to a slow subscriber | oldest kept, newest dropped, [`Error::Lagged`] in their place |
+//! | notification flood to a slow subscriber | oldest kept, newest dropped, [`Error::Lagged`] in their place: the subscriber learns of the loss when it reaches that place, after the backlog it kept |
 //! | server writes nothing | each request ends at its timeout |
 //! | server exits, before or while answering | pending requests fail with the exit status and stderr tail |
+//! | server stops reading its stdin | outgoing memory bounded (see Liveness); replies the client writes on its own that do not fit are logged and counted (`unsent_replies`) |
 //! | server closes stdout but keeps running | dead after the exit grace: `OutputClosed` |
 //! | server ignores stdin EOF and SIGTERM | [`Client::close`] escalates to SIGKILL of its group and descendants |
+//! | server double-forks a daemon that keeps its stdio | found by who holds the server's ends of our pipes (`/proc/*/fd`) and SIGKILLed at close or drop |
 //! | server floods stderr | drained continuously; lines capped; tail bounded (64 KiB) |
 //!
 //! # Processes
 //!
-//! The child leads its own process group. [`Client::close`] closes stdin,
-//! waits, sends SIGTERM to the group, waits, then SIGKILLs the group and every
-//! descendant, and always reaps. Dropping the last [`Client`] without `close`
-//! SIGKILLs at once, synchronously (no task is spawned in `Drop`).
+//! [`Builder::spawn`] needs a tokio runtime with IO and timers; without one
+//! it returns [`Error::Runtime`] and starts nothing. A spawn error names its
+//! culprit: the working directory, the program and the `PATH` searched, or
+//! the permission missing.
+//!
+//! The child leads its own process group, and one owner
+//! (`process::owner`) alone waits for it, signals it and reaps it.
+//! [`Client::close`] closes stdin, waits, sends SIGTERM to the group, waits,
+//! then SIGKILLs the group, every descendant and every process still holding
+//! the server's ends of its stdio pipes (a double-forked daemon), and reaps.
+//! Dropping the last [`Client`] without `close` does the same SIGKILLs at
+//! once, on a thread of its own: `Drop` never waits and never panics.
+//!
+//! The server is reaped only after that final kill: until then an exited
+//! server stays a zombie, so its pid — its process group id — cannot be
+//! reused, and no signal ever reaches a stranger's group. The exit itself is
+//! learned without reaping (`waitid(WNOWAIT)`) on a small thread per server;
+//! `/proc` is only read off the runtime's worker threads.
 
 pub mod framing;
 pub mod message;
+pub mod process;
 pub mod watchdog;
 
 mod client;
 mod driver;
 mod error;
-mod process;
+mod outbox;
 mod routes;
 mod stderr;
 mod typed;
 
-pub use client::{Builder, Call, CancelNotification, Client, ConnectionStats, TypedCall};
+pub use client::{
+    Builder, Call, CancelNotification, Client, ConnectionStats, TypedCall, DEFAULT_MAX_QUEUED_BYTES,
+};
 pub use error::{CloseReason, Error};
 pub use framing::Framing;
 pub use message::{ErrorCode, ErrorObject, Message, RequestId};
 pub use process::{descendants, ServerCommand};
 pub use routes::{Filter, IncomingRequest, IncomingRequests, Subscription};
 pub use typed::{Notification, Request};
+
+/// Locks `mutex`, ignoring poison. A panic elsewhere while it was held (a
+/// user's waker or `tracing` subscriber can run under these locks) leaves
+/// nothing half-done in the state they guard, and `Drop` impls take them:
+/// they must not panic for someone else's panic.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

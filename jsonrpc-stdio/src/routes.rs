@@ -56,7 +56,9 @@ impl Filter {
 }
 
 /// A bounded queue written by the reader without waiting and read by one
-/// consumer. Overflow turns into a lag marker instead of blocking.
+/// consumer. Overflow turns into a lag marker instead of blocking: the
+/// marker takes the place of the lost items, after the backlog that was
+/// kept, so the consumer learns of a loss when it reaches that point.
 pub(crate) struct Queue<T> {
     state: Mutex<QueueState<T>>,
     waker: AtomicWaker,
@@ -102,7 +104,7 @@ impl<T> Queue<T> {
     }
 
     pub(crate) fn offer(&self, item: T) -> Offer<T> {
-        let mut st = self.state.lock().expect("queue lock");
+        let mut st = crate::lock(&self.state);
         if self.abandoned.load(Ordering::Relaxed) {
             return Offer::Abandoned(item);
         }
@@ -123,7 +125,7 @@ impl<T> Queue<T> {
 
     /// Like [`offer`](Self::offer), but never drops: a full queue refuses.
     pub(crate) fn offer_or_refuse(&self, item: T) -> Result<(), T> {
-        let mut st = self.state.lock().expect("queue lock");
+        let mut st = crate::lock(&self.state);
         if self.abandoned.load(Ordering::Relaxed) || st.items.len() >= self.capacity {
             return Err(item);
         }
@@ -134,7 +136,7 @@ impl<T> Queue<T> {
     }
 
     pub(crate) fn close(&self) {
-        self.state.lock().expect("queue lock").closed = true;
+        crate::lock(&self.state).closed = true;
         self.waker.wake();
     }
 
@@ -144,7 +146,7 @@ impl<T> Queue<T> {
 
     /// Marks the consumer gone and returns what it never took.
     fn abandon(&self) -> Vec<T> {
-        let mut st = self.state.lock().expect("queue lock");
+        let mut st = crate::lock(&self.state);
         self.abandoned.store(true, Ordering::Relaxed);
         std::mem::take(&mut st.items)
             .into_iter()
@@ -157,7 +159,7 @@ impl<T> Queue<T> {
 
     fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<T, u64>>> {
         self.waker.register(cx.waker());
-        let mut st = self.state.lock().expect("queue lock");
+        let mut st = crate::lock(&self.state);
         match st.items.pop_front() {
             Some(Slot::Item(t)) => Poll::Ready(Some(Ok(t))),
             Some(Slot::Lagged(n)) => Poll::Ready(Some(Err(n))),
@@ -237,6 +239,12 @@ impl Routes {
 /// subscriber fell too far behind and lost notifications; and, when the
 /// connection dies, a last `Err(Error::Closed(reason))` after everything
 /// queued before the death. Dropping it unsubscribes.
+///
+/// When a subscriber learns of a lag: the marker sits in the place of the
+/// lost notifications, after the backlog it kept (the oldest
+/// [`Builder::subscription_capacity`](crate::Builder::subscription_capacity)
+/// ones). So it comes once those are read, and what follows it was received
+/// after the loss.
 #[must_use = "a subscription receives nothing unless polled"]
 pub struct Subscription {
     queue: Arc<Queue<Notification>>,
@@ -371,11 +379,15 @@ impl IncomingRequest {
         self.request.clone()
     }
 
-    /// Sends the answer. Fails only when the connection is dead.
+    /// Sends the answer. Fails when the connection is dead, or with
+    /// [`Error::QueueFull`] when the server has stopped reading its input
+    /// (then the answer was not queued).
     pub fn respond(mut self, result: Result<Value, ErrorObject>) -> Result<(), Error> {
         self.answered = true;
-        self.shared
-            .send_bytes(encode_response(&self.request.id, &result))
+        self.shared.send_bytes(
+            &self.request.method,
+            encode_response(&self.request.id, &result),
+        )
     }
 
     /// Answers with a result.
@@ -407,9 +419,10 @@ impl Drop for IncomingRequest {
                 ErrorCode::INTERNAL_ERROR,
                 format!("client dropped `{}` without answering", self.request.method),
             );
-            let _ = self
-                .shared
-                .send_bytes(encode_response(&self.request.id, &Err(err)));
+            self.shared.send_reply(
+                "an error reply to a request dropped unanswered",
+                encode_response(&self.request.id, &Err(err)),
+            );
         }
     }
 }

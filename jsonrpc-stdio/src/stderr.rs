@@ -100,7 +100,7 @@ fn emit(tail: &Mutex<StderrTail>, line: &mut Vec<u8>, truncated: &mut bool, pid:
     }
     line.clear();
     tracing::debug!(target: "jsonrpc_stdio::stderr", pid, "{text}");
-    tail.lock().expect("stderr tail lock").push(text);
+    crate::lock(tail).push(text);
 }
 
 #[cfg(test)]

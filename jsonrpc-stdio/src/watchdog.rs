@@ -116,6 +116,14 @@ impl Drop for Pause {
     }
 }
 
+/// `idle` from now; a period too long for an `Instant` (`Duration::MAX`)
+/// becomes "about 30 years", as `tokio::time::sleep` does, instead of a panic.
+fn after(idle: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(idle)
+        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
+}
+
 impl<S: Stream> Stream for Watchdog<S> {
     type Item = Result<S::Item, Expired>;
 
@@ -126,7 +134,7 @@ impl<S: Stream> Stream for Watchdog<S> {
         }
         this.pause.waker.register(cx.waker());
         if let Poll::Ready(item) = this.inner.as_mut().poll_next(cx) {
-            this.idle_timer.as_mut().reset(Instant::now() + *this.idle);
+            this.idle_timer.as_mut().reset(after(*this.idle));
             *this.done = item.is_none();
             return Poll::Ready(item.map(Ok));
         }
@@ -137,7 +145,7 @@ impl<S: Stream> Stream for Watchdog<S> {
             }
         }
         if this.pause.resumed.swap(false, Ordering::SeqCst) {
-            this.idle_timer.as_mut().reset(Instant::now() + *this.idle);
+            this.idle_timer.as_mut().reset(after(*this.idle));
         }
         if this.pause.holders.load(Ordering::SeqCst) > 0 {
             return Poll::Pending;
@@ -226,6 +234,20 @@ mod tests {
         });
         assert_eq!(w.next().await, Some(Err(Expired::Idle(IDLE))));
         assert_eq!(Instant::now() - start, Duration::from_secs(1090));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn periods_too_long_for_an_instant_never_panic() {
+        let mut w = Watchdog::new(
+            futures::stream::iter([1, 2]),
+            Duration::MAX,
+            Some(Duration::MAX),
+        );
+        let pause = w.pauser().pause();
+        assert_eq!(w.next().await, Some(Ok(1)));
+        drop(pause);
+        assert_eq!(w.next().await, Some(Ok(2)));
+        assert_eq!(w.next().await, None);
     }
 
     #[tokio::test(start_paused = true)]

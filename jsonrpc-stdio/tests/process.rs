@@ -282,3 +282,418 @@ async fn env_and_cwd_reach_the_server() {
     let dir = dir.canonicalize().unwrap();
     assert_eq!(answer, json!(["hello", dir.to_str().unwrap(), "unset"]));
 }
+
+/// The state letter of `pid` (`Z` for a zombie), or `None` once it is gone.
+fn state_of(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next())
+}
+
+/// A server that double-forks a daemon into a session of its own (it is
+/// re-parented away from the server at once), reports its pid, and serves
+/// until its input ends. The daemon keeps the server's stdout and stderr.
+async fn server_with_daemon() -> (Client, u32, u32) {
+    let (client, pid, daemon) = server_with_grandchild_script(
+        r#"( setsid sleep 300 & printf '{"method":"child","params":%s}\n' $! ); cat > /dev/null"#,
+    )
+    .await;
+    let parent = std::fs::read_to_string(format!("/proc/{daemon}/stat")).unwrap();
+    assert!(
+        !parent.contains(&format!(") S {pid} ")),
+        "the daemon should have left its parent: {parent}"
+    );
+    (client, pid, daemon)
+}
+
+async fn server_with_grandchild_script(script: &str) -> (Client, u32, u32) {
+    let client = spawn(script);
+    let mut notes = client.subscribe(Filter::method("child"));
+    let child = notes.next().await.unwrap().unwrap().params.unwrap();
+    let pid = client.pid().unwrap();
+    (client, pid, child.as_u64().unwrap() as u32)
+}
+
+#[tokio::test]
+async fn close_ends_a_double_forked_daemon_that_kept_the_pipes() {
+    let (client, pid, daemon) = server_with_daemon().await;
+    assert!(!is_gone(daemon));
+    let status = client.close().await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    wait_gone(pid).await;
+    wait_gone(daemon).await;
+}
+
+#[tokio::test]
+async fn dropping_the_client_ends_a_double_forked_daemon() {
+    let (client, pid, daemon) = server_with_daemon().await;
+    drop(client);
+    wait_gone(pid).await;
+    wait_gone(daemon).await;
+}
+
+#[tokio::test]
+async fn an_exited_server_stays_unreaped_until_the_client_lets_go() {
+    // While the leader is a zombie its pid, which is also its process group
+    // id, cannot be reused: signalling the group stays safe, however late.
+    let client = spawn("exit 3");
+    let pid = client.pid().unwrap();
+    let reason = client.closed().await;
+    assert_eq!(reason.exit_status().unwrap().code(), Some(3));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(state_of(pid), Some('Z'), "reaped while the client holds it");
+    let status = client.close().await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(state_of(pid), None, "close reaps");
+}
+
+#[tokio::test]
+async fn dropping_a_client_of_an_exited_server_reaps_it() {
+    let client = spawn("exit 0");
+    let pid = client.pid().unwrap();
+    client.closed().await;
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_of(pid).is_some() {
+        assert!(Instant::now() < deadline, "never reaped");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_stolen_by_someone_else_never_reports_a_made_up_status() {
+    // Something else in the program reaps the server (a `waitpid` of its
+    // own): the connection must report the truth (status 7) or that it
+    // could not know, never "exited with status 0".
+    let client = spawn("read a; exit 7");
+    let pid = nix::unistd::Pid::from_raw(client.pid().unwrap() as i32);
+    let thief = std::thread::spawn(move || nix::sys::wait::waitpid(pid, None));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    client.notify("go", json!(null)).unwrap();
+    let stolen = thief.join().unwrap();
+    assert!(
+        matches!(stolen, Ok(nix::sys::wait::WaitStatus::Exited(_, 7))),
+        "{stolen:?}"
+    );
+    let reason = client.closed().await;
+    match &*reason {
+        CloseReason::Exited { status, .. } => assert_eq!(status.code(), Some(7), "{reason}"),
+        CloseReason::WaitFailed { .. } => {
+            assert!(reason.to_string().contains("could not wait"), "{reason}")
+        }
+        other => panic!("unexpected cause: {other}"),
+    }
+    match client.close().await {
+        Ok(Some(status)) => assert_eq!(status.code(), Some(7)),
+        Err(e) => assert!(e.to_string().contains("could not wait"), "{e}"),
+        Ok(None) => panic!("a spawned server has a status"),
+    }
+}
+
+#[test]
+fn spawn_outside_a_runtime_is_an_error_and_starts_nothing() {
+    let dir = std::env::temp_dir().join(format!("jsonrpc-no-runtime-{}", std::process::id()));
+    let marker = dir.join("started");
+    std::fs::create_dir_all(&dir).unwrap();
+    let touch = || sh(&format!("touch {}; cat", marker.display()));
+
+    let err = Client::spawn(touch()).unwrap_err();
+    assert!(matches!(err, jsonrpc_stdio::Error::Runtime { .. }), "{err}");
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
+
+    for (what, runtime) in [
+        (
+            "IO",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build(),
+        ),
+        (
+            "timers",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build(),
+        ),
+    ] {
+        let err = runtime
+            .unwrap()
+            .block_on(async { Client::spawn(touch()) })
+            .unwrap_err();
+        assert!(matches!(err, jsonrpc_stdio::Error::Runtime { .. }), "{err}");
+        let expected = if what == "IO" { "no IO" } else { "no timers" };
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!marker.exists(), "a process was started");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_awaited_on_a_runtime_without_timers_is_still_timed() {
+    let client = spawn(r#"read a; printf '{"id":0,"result":"answered"}\n'; cat > /dev/null"#);
+    let c = client.clone();
+    let (answered, timed_out) = tokio::task::spawn_blocking(move || {
+        let bare = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        bare.block_on(async {
+            let answered = c
+                .request("a", json!(null))
+                .timeout(Some(Duration::from_secs(10)))
+                .await;
+            let timed_out = c
+                .request("b", json!(null))
+                .timeout(Some(Duration::from_millis(100)))
+                .await;
+            (answered, timed_out)
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(answered.unwrap(), json!("answered"));
+    assert!(timed_out.unwrap_err().is_timeout());
+}
+
+#[tokio::test]
+async fn a_missing_working_directory_is_named_not_the_program() {
+    let err = Client::spawn(sh("true").current_dir("/nonexistent/work dir")).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("working directory /nonexistent/work dir does not exist"),
+        "{msg}"
+    );
+    assert!(!msg.contains("PATH"), "{msg}");
+
+    let file = std::env::current_exe().unwrap();
+    let err = Client::spawn(sh("true").current_dir(&file)).unwrap_err();
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_program_names_the_program_and_the_path_searched() {
+    let err = Client::spawn(ServerCommand::new("no-such-server-xyz").env("PATH", "/opt/a:/opt/b"))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("`no-such-server-xyz`"), "{msg}");
+    assert!(msg.contains("not found on PATH (/opt/a:/opt/b)"), "{msg}");
+
+    let err = Client::spawn(ServerCommand::new("/nonexistent/codex")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/codex does not exist"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_program_without_execute_permission_says_permission_denied() {
+    let dir = std::env::temp_dir().join(format!("jsonrpc-noexec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("server.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    let err = Client::spawn(ServerCommand::new(&script)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("permission denied"), "{msg}");
+    assert!(msg.contains("not executable"), "{msg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A waker that panics: user code that runs while the client holds a lock.
+struct PanickingWaker;
+
+impl futures::task::ArcWake for PanickingWaker {
+    fn wake_by_ref(_: &std::sync::Arc<Self>) {
+        panic!("a user's waker panicked");
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_client_after_a_panic_poisoned_its_locks_does_not_panic() {
+    let client = spawn(r#"read a; printf '{"method":"n"}\n'; cat > /dev/null"#);
+    let pid = client.pid().unwrap();
+    let mut notes = client.subscribe(Filter::method("n"));
+    let waker = futures::task::waker(std::sync::Arc::new(PanickingWaker));
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(futures::Stream::poll_next(std::pin::Pin::new(&mut notes), &mut cx).is_pending());
+    // The notification wakes that waker from inside the reader, which
+    // holds the routes lock: the panic poisons it.
+    client.notify("go", json!(null)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.stats().frames == 0 {
+        assert!(Instant::now() < deadline, "the notification never came");
+        tokio::time::sleep(POLL).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(client)));
+    assert!(dropped.is_ok(), "Drop panicked");
+    wait_gone(pid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_makes_requests_wait_and_notifications_fail_until_the_server_reads() {
+    const LIMIT: usize = 64 * 1024;
+    // Stops itself at once; once continued, answers request 0.
+    let client = Client::builder()
+        .max_queued_bytes(LIMIT)
+        .close_grace(Duration::from_millis(300), Duration::from_millis(300))
+        .spawn(sh(
+            r#"kill -STOP $$; while read -r l; do case "$l" in *'"id":0'*) printf '{"id":0,"result":"sent"}\n';; esac; done"#,
+        ))
+        .unwrap();
+    let pid = client.pid().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_of(pid) != Some('T') {
+        assert!(Instant::now() < deadline, "the server never stopped");
+        tokio::time::sleep(POLL).await;
+    }
+    // The pipe fills first, then our queue.
+    let chunk = "y".repeat(4096);
+    let mut sent = 0;
+    let full = loop {
+        match client.notify("fill", json!({ "data": chunk })) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent < 10_000, "the queue never filled");
+        if sent % 8 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    assert!(
+        matches!(full, jsonrpc_stdio::Error::QueueFull { limit: LIMIT, .. }),
+        "{full}"
+    );
+    assert!(full.to_string().contains("`fill`"), "{full}");
+    let queued = client.stats().queued_bytes;
+    assert!(queued > 0 && queued <= LIMIT as u64, "{queued}");
+
+    // A request as large waits for room rather than failing or growing the
+    // queue.
+    let c = client.clone();
+    let params = json!({ "data": chunk });
+    let call = tokio::spawn(async move { c.request("r", params).timeout(None).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!call.is_finished(), "{:?}", call.await);
+    assert_eq!(client.stats().pending_requests, 0, "not sent yet");
+    assert!(client.stats().queued_bytes <= LIMIT as u64);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::SIGCONT,
+    )
+    .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the request never went out")
+        .unwrap();
+    assert_eq!(answer.unwrap(), json!("sent"));
+    assert_eq!(client.stats().pending_requests, 0);
+    assert_eq!(client.stats().queued_bytes, 0);
+    client.notify("fill", json!({ "data": chunk })).unwrap();
+}
+
+/// The request the client writes for `method` with id `id` and null params.
+fn request_bytes(id: u32, method: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":null}}"#)
+}
+
+async fn expect_too_large(client: &Client, method: &str) {
+    let started = Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(method, json!(null)).timeout(None),
+    )
+    .await
+    .expect("the caller of a too-large response waited")
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            jsonrpc_stdio::Error::ResponseTooLarge { limit: 1024, .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("response too large (limit 1024 bytes)"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_response_too_large_fails_its_caller_at_once_newline_delimited() {
+    // 200 kB responses: the id first, then the id last; then a small one.
+    let big = "head -c 200000 /dev/zero | tr '\\0' x";
+    let client = Client::builder()
+        .max_frame_length(1024)
+        .spawn(sh(&format!(
+            r#"read a; printf '{{"id":0,"result":"'; {big}; printf '"}}\n'
+               read b; printf '{{"jsonrpc":"2.0","result":{{"text":"'; {big}; printf '"}},"id":1}}\r\n'
+               read c; printf '{{"id":2,"result":"small"}}\n'; cat > /dev/null"#
+        )))
+        .unwrap();
+    expect_too_large(&client, "big").await;
+    expect_too_large(&client, "big-id-last").await;
+    assert_eq!(
+        client.request("small", json!(null)).await.unwrap(),
+        json!("small")
+    );
+    assert_eq!(client.stats().bad_frames, 2);
+    assert_eq!(client.stats().pending_requests, 0);
+}
+
+#[tokio::test]
+async fn a_response_too_large_fails_its_caller_at_once_content_length() {
+    let framed = |body: &str| format!("Content-Length: {}\r\n\r\n{body}", body.len());
+    let consume = |id, method| {
+        format!(
+            "dd bs=1 count={} of=/dev/null 2>/dev/null",
+            framed(&request_bytes(id, method)).len()
+        )
+    };
+    let body_len = r#"{"id":0,"result":""}"#.len() + 200_000;
+    let client = Client::builder()
+        .framing(jsonrpc_stdio::Framing::ContentLength)
+        .max_frame_length(1024)
+        .spawn(sh(&format!(
+            r#"{}; printf 'Content-Length: {body_len}\r\n\r\n{{"id":0,"result":"'; head -c 200000 /dev/zero | tr '\0' x; printf '"}}'
+               {}; printf '{}'; cat > /dev/null"#,
+            consume(0, "big"),
+            consume(1, "small"),
+            framed(r#"{"id":1,"result":"small"}"#).replace('\r', "\\r").replace('\n', "\\n"),
+        )))
+        .unwrap();
+    expect_too_large(&client, "big").await;
+    assert_eq!(
+        client.request("small", json!(null)).await.unwrap(),
+        json!("small")
+    );
+    assert_eq!(client.stats().bad_frames, 1);
+}
+
+#[tokio::test]
+async fn a_script_whose_interpreter_is_missing_is_not_called_missing_itself() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("jsonrpc-nointerp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("server");
+    std::fs::write(&script, "#!/nonexistent/interpreter\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for cmd in [
+        ServerCommand::new(&script),
+        ServerCommand::new("server").env("PATH", &dir),
+    ] {
+        let err = Client::spawn(cmd).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "{} exists but could not be executed",
+                script.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("#! line"), "{msg}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

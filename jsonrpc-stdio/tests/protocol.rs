@@ -514,3 +514,19 @@ async fn typed_calls_decode_the_result_or_say_why_not() {
     let err = bad.await.unwrap().unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn stats_show_the_requests_pending_and_the_bytes_queued() {
+    let (client, mut server) = connect();
+    assert_eq!(client.stats().pending_requests, 0);
+    let c = client.clone();
+    let call = tokio::spawn(async move { c.request("m", json!(null)).await });
+    let req = server.recv().await;
+    assert_eq!(client.stats().pending_requests, 1);
+    assert_eq!(client.stats().queued_bytes, 0, "written, nothing queued");
+    server
+        .send(format!("{{\"id\":{},\"result\":1}}\n", req["id"]).as_bytes())
+        .await;
+    call.await.unwrap().unwrap();
+    assert_eq!(client.stats().pending_requests, 0);
+}

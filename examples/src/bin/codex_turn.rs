@@ -71,10 +71,12 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args::default();
     let mut prompt: Vec<String> = Vec::new();
     let secs = |v: String, flag: &str| -> Result<Duration, String> {
+        // `try_from`: `1e30` or `inf` seconds is no `Duration`, and
+        // `from_secs_f64` would panic on it.
         v.parse::<f64>()
             .ok()
-            .filter(|s| *s > 0.0 && s.is_finite())
-            .map(Duration::from_secs_f64)
+            .filter(|s| *s > 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .ok_or_else(|| format!("{flag} wants a positive number of seconds, not {v:?}"))
     };
     while let Some(arg) = argv.next() {
@@ -379,8 +381,13 @@ mod tests {
         assert!(parse(&["--sandbox", "open", "x"])
             .unwrap_err()
             .contains("read-only"));
-        assert!(parse(&["--idle-timeout", "-1", "x"])
-            .unwrap_err()
-            .contains("positive"));
+        for bad in ["-1", "0", "NaN", "inf", "-inf", "1e30", "1e20", "ten"] {
+            for flag in ["--idle-timeout", "--turn-timeout"] {
+                assert!(
+                    parse(&[flag, bad, "x"]).unwrap_err().contains("positive"),
+                    "{flag} {bad}"
+                );
+            }
+        }
     }
 }

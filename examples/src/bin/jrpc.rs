@@ -5,7 +5,8 @@
 //! jrpc bench [--requests N] [--concurrency C] [--payload BYTES] [--method M] [--framing F] [--notifications K] [--runtime R] -- CMD [ARGS...]
 //! ```
 //!
-//! `call` prints the result as JSON on stdout. Exit status: 0 success; 1 the
+//! `call` prints the result as JSON on stdout; `--timeout` is in seconds
+//! (default 30, 0 waits for as long as the server lives). Exit status: 0 success; 1 the
 //! server answered with a JSON-RPC error (printed on stderr); 2 the server
 //! died or could not be started (with the cause: exit status, stderr tail, or
 //! the spawn error); 3 timeout; 64 bad usage.
@@ -31,7 +32,7 @@ use jsonrpc_stdio::{Client, Error, Filter, Framing, ServerCommand, Subscription}
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage:
-  jrpc call  [--timeout SECS] [--framing ndjson|content-length] METHOD [PARAMS_JSON] -- CMD [ARGS...]
+  jrpc call  [--timeout SECS (0: none)] [--framing ndjson|content-length] METHOD [PARAMS_JSON] -- CMD [ARGS...]
   jrpc bench [--requests N] [--concurrency C] [--payload BYTES] [--method M] [--framing F] [--notifications K] [--runtime current-thread|multi-thread] -- CMD [ARGS...]";
 
 fn main() -> ExitCode {
@@ -121,10 +122,7 @@ fn parse(args: Vec<String>) -> Result<Options, Failure> {
                 o.command = it.collect();
                 break;
             }
-            "--timeout" => {
-                let secs: f64 = number("--timeout", value("--timeout")?)?;
-                o.timeout = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
-            }
+            "--timeout" => o.timeout = timeout(value("--timeout")?)?,
             "--framing" => o.framing = value("--framing")?.parse().map_err(usage)?,
             "--requests" => o.requests = number("--requests", value("--requests")?)?,
             "--concurrency" => o.concurrency = number("--concurrency", value("--concurrency")?)?,
@@ -145,7 +143,39 @@ fn parse(args: Vec<String>) -> Result<Options, Failure> {
     if o.command.is_empty() {
         return Err(usage("no server command after --"));
     }
+    // Sizes the user gives become allocations: refuse what cannot be one
+    // here, as a usage error, rather than panic in the middle of the run.
+    if o.payload > MAX_PAYLOAD {
+        return Err(usage(format!(
+            "--payload is at most {MAX_PAYLOAD} bytes, got {}",
+            o.payload
+        )));
+    }
+    if o.notifications.checked_mul(o.requests as u64).is_none() {
+        return Err(usage("--notifications times --requests overflows"));
+    }
     Ok(o)
+}
+
+/// The largest `--payload`: 1 GiB.
+const MAX_PAYLOAD: usize = 1 << 30;
+
+/// `--timeout SECS`: a non-negative number of seconds; 0 waits forever.
+fn timeout(v: String) -> Result<Option<Duration>, Failure> {
+    let bad = || {
+        usage(format!(
+            "--timeout needs a number of seconds (0 waits forever), got {v:?}"
+        ))
+    };
+    let secs: f64 = v.parse().map_err(|_| bad())?;
+    if secs == 0.0 {
+        return Ok(None);
+    }
+    // Not `from_secs_f64`: it panics on `inf`, `NaN`, negatives and `1e30`.
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) => Ok(Some(d)),
+        Err(_) => Err(bad()),
+    }
 }
 
 async fn run(args: Vec<String>) -> Result<ExitCode, Failure> {
@@ -207,7 +237,7 @@ async fn bench(client: &Client, o: &Options) -> Result<ExitCode, Failure> {
             expected,
         ))
     });
-    let mut latencies = Vec::with_capacity(o.requests);
+    let mut latencies = Vec::with_capacity(o.requests.min(1 << 20));
     let mut in_flight = FuturesUnordered::new();
     let mut sent = 0;
     let started = Instant::now();

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::oversized::Oversized;
 use super::{BadFrame, Frame, MAX_HEADER_LENGTH};
 
 /// The header name resynchronisation looks for, lower-cased.
@@ -31,8 +32,12 @@ enum State {
     },
     /// Waiting for a body of `length` bytes (at most the maximum).
     Body { length: usize },
-    /// Discarding the `remaining` bytes of an oversized body as they arrive.
-    Skip { remaining: u64 },
+    /// Discarding the `remaining` bytes of an oversized body as they arrive,
+    /// keeping its first and last bytes to report it.
+    Skip {
+        remaining: u64,
+        oversized: Box<Oversized>,
+    },
     /// Discarding bytes up to the next `Content-Length:` after a bad header.
     Resync,
 }
@@ -106,8 +111,10 @@ impl ContentLengthCodec {
                                 self.state = State::Body { length: n };
                             }
                             _ => {
-                                self.state = State::Skip { remaining: n };
-                                return Some(Frame::Bad(BadFrame::TooLong { limit: self.limit }));
+                                self.state = State::Skip {
+                                    remaining: n,
+                                    oversized: Box::new(Oversized::new(self.limit)),
+                                };
                             }
                         }
                         continue;
@@ -132,14 +139,22 @@ impl ContentLengthCodec {
                     self.state = FRESH_HEADER;
                     return Some(Frame::Message(body));
                 }
-                State::Skip { remaining } => {
+                State::Skip {
+                    remaining,
+                    oversized,
+                } => {
                     let n = usize::try_from(*remaining).map_or(buf.len(), |r| r.min(buf.len()));
+                    let early = oversized.feed(&buf[..n]);
                     buf.advance(n);
                     *remaining -= n as u64;
                     if *remaining > 0 {
-                        return None;
+                        return early.map(Frame::Bad);
                     }
+                    let last = oversized.finish();
                     self.state = FRESH_HEADER;
+                    if let Some(bad) = early.or(last) {
+                        return Some(Frame::Bad(bad));
+                    }
                 }
                 State::Resync => {
                     match find_needle(buf) {
@@ -163,6 +178,12 @@ impl ContentLengthCodec {
     pub(super) fn decode_eof(&mut self, buf: &mut BytesMut) -> Option<Frame> {
         if let Some(frame) = self.decode(buf) {
             return Some(frame);
+        }
+        // A skipped body cut short is reported (once) before its truncation.
+        if let State::Skip { oversized, .. } = &mut self.state {
+            if let Some(bad) = oversized.truncated() {
+                return Some(Frame::Bad(bad));
+            }
         }
         let inside_frame = match self.state {
             State::Header { size, .. } => size > 0 || !buf.is_empty(),
@@ -329,21 +350,52 @@ mod tests {
         let mut c = codec(100);
         let mut buf = BytesMut::new();
         buf.extend_from_slice(b"Content-Length: 1000000\r\n\r\n");
-        assert_eq!(
-            c.decode(&mut buf).unwrap(),
-            Some(Frame::Bad(BadFrame::TooLong { limit: 100 }))
-        );
+        // Junk, not a response: reported at its end.
         let chunk = [b'x'; 4096];
         let mut sent = 0;
         while sent < 1_000_000 {
             let n = chunk.len().min(1_000_000 - sent);
             buf.extend_from_slice(&chunk[..n]);
             sent += n;
-            assert_eq!(c.decode(&mut buf).unwrap(), None);
+            let expected =
+                (sent == 1_000_000).then_some(Frame::Bad(BadFrame::TooLong { limit: 100 }));
+            assert_eq!(c.decode(&mut buf).unwrap(), expected);
             assert!(buf.is_empty(), "skipped bytes are never buffered");
         }
         buf.extend_from_slice(frame("{}").as_bytes());
         assert_eq!(c.decode(&mut buf).unwrap(), Some(msg("{}")));
+    }
+
+    #[test]
+    fn an_oversized_response_names_its_id_as_soon_as_its_first_bytes_do() {
+        let mut c = codec(16);
+        let mut buf = BytesMut::new();
+        let body = format!(r#"{{"id":"r-9","result":"{}"}}"#, "z".repeat(100));
+        buf.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        buf.extend_from_slice(&body.as_bytes()[..20]);
+        assert_eq!(
+            c.decode(&mut buf).unwrap(),
+            Some(Frame::Bad(BadFrame::ResponseTooLong {
+                id: crate::message::RequestId::from("r-9"),
+                limit: 16
+            }))
+        );
+        buf.extend_from_slice(&body.as_bytes()[20..]);
+        buf.extend_from_slice(frame("{}").as_bytes());
+        assert_eq!(c.decode(&mut buf).unwrap(), Some(msg("{}")));
+
+        // Cut short: reported from its first bytes, then truncated.
+        let input = "Content-Length: 500\r\n\r\n{\"id\":3,\"error\":";
+        assert_eq!(
+            decode_all(16, input.as_bytes()),
+            vec![
+                Frame::Bad(BadFrame::ResponseTooLong {
+                    id: crate::message::RequestId::from(3),
+                    limit: 16
+                }),
+                Frame::Bad(BadFrame::Truncated)
+            ]
+        );
     }
 
     #[test]
