@@ -22,7 +22,7 @@
 
 use std::time::Duration;
 
-pub use jsonrpc_stdio::process::become_subreaper;
+pub use jsonrpc_stdio::process::{become_subreaper, reap_orphans};
 
 /// Every live (or zombie) descendant of this process.
 ///

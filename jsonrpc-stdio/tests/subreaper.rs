@@ -5,9 +5,13 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use jsonrpc_stdio::process::{become_subreaper, end_orphans};
+use jsonrpc_stdio::process::{become_subreaper, end_orphans, reap_orphans};
 use jsonrpc_stdio::{Client, Filter, ServerCommand};
 use serde_json::json;
+
+/// One test at a time: `end_orphans` in one would reap or end the orphans
+/// another is watching.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn stat(pid: u32) -> Option<(char, u32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -18,6 +22,7 @@ fn stat(pid: u32) -> Option<(char, u32)> {
 
 #[tokio::test]
 async fn end_orphans_ends_and_reaps_what_no_client_owns_and_spares_live_servers() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     become_subreaper().unwrap();
     let me = std::process::id();
     // A server whose daemon leaves it (and, we being the subreaper, comes
@@ -58,4 +63,41 @@ async fn end_orphans_ends_and_reaps_what_no_client_owns_and_spares_live_servers(
     );
     assert!(client.close().await.unwrap().unwrap().success());
     assert_eq!(stat(server), None);
+}
+
+#[tokio::test]
+async fn reap_orphans_reaps_exited_orphans_and_leaves_live_servers_unreaped() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    become_subreaper().unwrap();
+    let me = std::process::id();
+    // A server whose background command outlives it briefly: once the
+    // server has gone on, the command is re-parented to us, exits, and would
+    // stay a zombie for the life of a long-running service.
+    let client = Client::spawn(ServerCommand::new("sh").arg("-c").arg(
+        r#"( sleep 0.2 & printf '{"method":"child","params":%s}\n' $! ); read a; printf '{"id":0,"result":"alive"}\n'; cat > /dev/null"#,
+    ))
+    .unwrap();
+    let server = client.pid().unwrap();
+    let mut notes = client.subscribe(Filter::method("child"));
+    let orphan = notes.next().await.unwrap().unwrap().params.unwrap();
+    let orphan = orphan.as_u64().unwrap() as u32;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stat(orphan) != Some(('Z', me)) {
+        assert!(
+            Instant::now() < deadline,
+            "the orphan never became our zombie: {:?}",
+            stat(orphan)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    assert!(reap_orphans().await >= 1);
+    assert_eq!(stat(orphan), None, "the zombie is reaped");
+    // The live server is untouched and still answers.
+    assert!(matches!(stat(server), Some((s, _)) if s != 'Z'));
+    assert_eq!(
+        client.request("m", json!(null)).await.unwrap(),
+        json!("alive")
+    );
+    assert!(client.close().await.unwrap().unwrap().success());
 }

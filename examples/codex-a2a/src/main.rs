@@ -201,7 +201,21 @@ fn mock_home(state: &Path) -> PathBuf {
     state.with_file_name(name)
 }
 
+/// Reaps, as each exits, what codex's commands leave behind and re-parent to
+/// us (the subreaper): otherwise their zombies pile up for the life of the
+/// service.
+async fn reap_orphans_as_they_exit() {
+    let Ok(mut child_exits) = signal(SignalKind::child()) else {
+        tracing::warn!("cannot watch SIGCHLD; orphans are reaped only at shutdown");
+        return;
+    };
+    while child_exits.recv().await.is_some() {
+        reaper::reap_orphans().await;
+    }
+}
+
 async fn run(args: Args) -> u8 {
+    tokio::spawn(reap_orphans_as_they_exit());
     let store = match Store::open(&args.state).await {
         Ok(store) => store,
         Err(e) => {

@@ -286,6 +286,37 @@ pub async fn end_orphans(grace: Duration) -> Vec<u32> {
     wait_gone(KILL_GRACE).await
 }
 
+/// Reaps the orphans re-parented here (see [`become_subreaper`]) that have
+/// already exited, signalling nothing. A long-running subreaper calls it
+/// whenever a child exits (SIGCHLD), or zombies pile up until
+/// [`end_orphans`] runs on the way out; the servers that live
+/// [`Client`](crate::Client)s own are left to their owners. Returns how many
+/// were reaped.
+///
+/// Only for a program whose own children are all started through
+/// [`Client`](crate::Client): a child started any other way is an orphan
+/// here, and its exit status is taken.
+///
+/// # Cancel safety
+/// Dropping the future may leave some zombies for the next call.
+pub async fn reap_orphans() -> usize {
+    tokio::task::spawn_blocking(|| {
+        let owned = owner::owned();
+        let me = std::process::id();
+        procfs::descendants(me, &owned)
+            .into_iter()
+            .filter(|&pid| procfs::stat(pid).is_some_and(|s| s.ppid == me && s.is_dead()))
+            // Looked up again just before the wait: a server adopted since
+            // the walk began is its owner's to reap. (A server is adopted
+            // microseconds after its spawn; it cannot exec and exit sooner.)
+            .filter(|pid| !owner::owned().contains(pid))
+            .filter(|&pid| waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)).is_ok())
+            .count()
+    })
+    .await
+    .unwrap_or_default()
+}
+
 /// Our descendants outside every owned server's subtree, reaping the
 /// zombies among our own children as it goes.
 async fn unowned_descendants() -> Vec<u32> {
