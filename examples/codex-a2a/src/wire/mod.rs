@@ -11,7 +11,7 @@ pub mod v1;
 
 use serde_json::{Map, Value};
 
-use crate::model::{Artifact, Message, Task, TaskState, TaskStatus};
+use crate::model::{Artifact, Message, Part, Role, Task, TaskState, TaskStatus};
 use crate::rpc::RpcError;
 
 /// Which protocol version a call speaks.
@@ -273,6 +273,42 @@ pub(crate) fn optional_object<'a>(
             format!("must be an object, not {}", kind_of(other)),
         )),
     }
+}
+
+/// The role-independent rest of a message (`parts`, ids), the same in both
+/// versions but for how a part is spelled (`parse_part`).
+pub(crate) fn message_of(
+    o: &Map<String, Value>,
+    path: &str,
+    role: Role,
+    parse_part: fn(&Value, &str) -> Result<Part, RpcError>,
+) -> Result<Message, RpcError> {
+    let parts = match o.get("parts") {
+        Some(Value::Array(parts)) if !parts.is_empty() => parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| parse_part(p, &format!("{path}.parts[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::Array(_)) | None => {
+            return Err(RpcError::invalid_params(
+                &format!("{path}.parts"),
+                "at least one part is required",
+            ))
+        }
+        Some(_) => {
+            return Err(RpcError::invalid_params(
+                &format!("{path}.parts"),
+                "must be an array of parts",
+            ))
+        }
+    };
+    Ok(Message {
+        message_id: required_id(o, "messageId", &format!("{path}.messageId"))?,
+        role,
+        parts,
+        context_id: optional_id(o, "contextId", &format!("{path}.contextId"))?,
+        task_id: optional_id(o, "taskId", &format!("{path}.taskId"))?,
+    })
 }
 
 /// "a string", "an array" … for error messages.

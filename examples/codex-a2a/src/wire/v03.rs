@@ -5,8 +5,8 @@
 use serde_json::{json, Map, Value};
 
 use super::{
-    optional_bool, optional_count, optional_id, optional_object, optional_str, params, required_id,
-    Event, SendRequest,
+    message_of, optional_bool, optional_count, optional_object, optional_str, params, Event,
+    SendRequest,
 };
 use crate::model::{Artifact, Message, Part, Role, Task, TaskState, TaskStatus};
 use crate::rpc::RpcError;
@@ -214,32 +214,7 @@ pub fn parse_message(v: Option<&Value>, path: &str) -> Result<Message, RpcError>
             ))
         }
     };
-    let parts = match o.get("parts") {
-        Some(Value::Array(parts)) if !parts.is_empty() => parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| parse_part(p, &format!("{path}.parts[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(Value::Array(_)) | None => {
-            return Err(RpcError::invalid_params(
-                &format!("{path}.parts"),
-                "at least one part is required",
-            ))
-        }
-        Some(_) => {
-            return Err(RpcError::invalid_params(
-                &format!("{path}.parts"),
-                "must be an array of parts",
-            ))
-        }
-    };
-    Ok(Message {
-        message_id: required_id(o, "messageId", &format!("{path}.messageId"))?,
-        role,
-        parts,
-        context_id: optional_id(o, "contextId", &format!("{path}.contextId"))?,
-        task_id: optional_id(o, "taskId", &format!("{path}.taskId"))?,
-    })
+    message_of(o, path, role, parse_part)
 }
 
 /// Reads the params of `message/send` / `message/stream`.
