@@ -576,13 +576,8 @@ impl AppServer {
         thread_id: &str,
         options: ThreadOptions,
     ) -> Result<Thread, Error> {
-        let mut params = options.to_params();
-        params.insert("threadId".into(), thread_id.into());
-        // The history stays in codex (the model sees it); newer codex would
-        // otherwise send all of it back. 0.72.0 ignores the field.
-        params.insert("excludeTurns".into(), true.into());
-        let result = self.call("thread/resume", Value::Object(params)).await?;
-        self.thread_from("thread/resume", &result)
+        self.attach_thread("thread/resume", thread_id, options)
+            .await
     }
 
     /// Forks a thread (`thread/fork`, codex newer than 0.72.0): a new
@@ -600,11 +595,23 @@ impl AppServer {
         thread_id: &str,
         options: ThreadOptions,
     ) -> Result<Thread, Error> {
+        self.attach_thread("thread/fork", thread_id, options).await
+    }
+
+    /// `thread/resume` or `thread/fork` of an existing thread.
+    async fn attach_thread(
+        &self,
+        method: &str,
+        thread_id: &str,
+        options: ThreadOptions,
+    ) -> Result<Thread, Error> {
         let mut params = options.to_params();
         params.insert("threadId".into(), thread_id.into());
+        // The history stays in codex (the model sees it); newer codex would
+        // otherwise send all of it back. 0.72.0 ignores the field.
         params.insert("excludeTurns".into(), true.into());
-        let result = self.call("thread/fork", Value::Object(params)).await?;
-        self.thread_from("thread/fork", &result)
+        let result = self.call(method, Value::Object(params)).await?;
+        self.thread_from(method, &result)
     }
 
     fn thread_from(&self, method: &str, result: &Value) -> Result<Thread, Error> {
