@@ -245,13 +245,6 @@ enum Answer {
     },
 }
 
-fn task_json(version: Version, task: &Task) -> Value {
-    match version {
-        Version::V1 => v1::task(task),
-        Version::V03 => v03::task(task),
-    }
-}
-
 async fn dispatch(state: &AppState, request: rpc::Request) -> Result<Answer, RpcError> {
     let Some((version, method)) = wire::method(&request.method) else {
         return Err(RpcError::method_not_found(&request.method));
@@ -280,15 +273,14 @@ async fn dispatch(state: &AppState, request: rpc::Request) -> Result<Answer, Rpc
             let task = live.snapshot().with_history_length(send.history_length);
             Ok(Answer::Json(match version {
                 Version::V1 => v1::send_result(&task),
-                Version::V03 => v03::task(&task),
+                Version::V03 => version.task(&task),
             }))
         }
         Method::Get => {
             let q = wire::task_query(params)?;
-            Ok(Answer::Json(task_json(
-                version,
-                &service.get(&q.id, q.history_length).await?,
-            )))
+            Ok(Answer::Json(
+                version.task(&service.get(&q.id, q.history_length).await?),
+            ))
         }
         Method::List => {
             let q = v1::parse_list(params)?;
@@ -302,10 +294,7 @@ async fn dispatch(state: &AppState, request: rpc::Request) -> Result<Answer, Rpc
         }
         Method::Cancel => {
             let q = wire::task_query(params)?;
-            Ok(Answer::Json(task_json(
-                version,
-                &service.cancel(&q.id).await?,
-            )))
+            Ok(Answer::Json(version.task(&service.cancel(&q.id).await?)))
         }
         Method::Subscribe => {
             let q = wire::task_query(params)?;

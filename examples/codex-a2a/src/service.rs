@@ -369,7 +369,7 @@ impl Service {
                     format!(
                         "task {task_id:?} is {} and takes no more messages; to continue the \
                          conversation send a new message (no taskId) with contextId {:?}",
-                        crate::wire::v1::state_name(task.status.state),
+                        crate::wire::Version::V1.state_name(task.status.state),
                         task.context_id
                     ),
                 )),
@@ -394,7 +394,7 @@ impl Service {
                 format!(
                     "task {task_id:?} is {} and waits for no input; to queue another turn on this \
                      context send a new message (no taskId) with contextId {:?}",
-                    crate::wire::v1::state_name(snapshot.status.state),
+                    crate::wire::Version::V1.state_name(snapshot.status.state),
                     snapshot.context_id
                 ),
             ));
@@ -485,7 +485,7 @@ impl Service {
         match self.stored(id).await? {
             Some(task) => Err(RpcError::unsupported(format!(
                 "task {id:?} is {}: a finished task has no updates to subscribe to; read it with GetTask",
-                crate::wire::v1::state_name(task.status.state)
+                crate::wire::Version::V1.state_name(task.status.state)
             ))),
             None => Err(RpcError::task_not_found(id)),
         }
@@ -502,7 +502,7 @@ impl Service {
             return match self.stored(id).await? {
                 Some(task) => Err(RpcError::not_cancelable(
                     id,
-                    crate::wire::v1::state_name(task.status.state),
+                    crate::wire::Version::V1.state_name(task.status.state),
                 )),
                 None => Err(RpcError::task_not_found(id)),
             };
@@ -513,7 +513,7 @@ impl Service {
             if state.is_terminal() {
                 return Err(RpcError::not_cancelable(
                     id,
-                    crate::wire::v1::state_name(state),
+                    crate::wire::Version::V1.state_name(state),
                 ));
             }
             control.cancel_requested = true;

@@ -4,10 +4,12 @@
 //! Both versions are served at the same URL; a request's method name tells
 //! which one it speaks (`SendMessage` is 1.0, `message/send` is 0.3), so no
 //! header is needed. Requests are read into the version-free types below;
-//! answers are written by [`v1`] or [`v03`].
+//! answers are written by one writer ([`write`]) over each version's
+//! spelling, with what differs in shape in [`v1`] and [`v03`].
 
 pub mod v03;
 pub mod v1;
+pub mod write;
 
 use serde_json::{Map, Value};
 

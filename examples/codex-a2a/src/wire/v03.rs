@@ -6,9 +6,9 @@ use serde_json::{json, Map, Value};
 
 use super::{
     message_of, optional_bool, optional_count, optional_object, optional_str, params, Event,
-    SendRequest,
+    SendRequest, Version::V03,
 };
-use crate::model::{Artifact, Message, Part, Role, Task, TaskState, TaskStatus};
+use crate::model::{Message, Part, Role, TaskState};
 use crate::rpc::RpcError;
 
 /// The 0.3 name of a state.
@@ -55,60 +55,10 @@ pub fn part(p: &Part) -> Value {
     }
 }
 
-/// A message, `kind: "message"`.
-pub fn message(m: &Message) -> Value {
-    let mut o = json!({
-        "kind": "message",
-        "messageId": m.message_id,
-        "role": match m.role { Role::User => "user", Role::Agent => "agent" },
-        "parts": m.parts.iter().map(part).collect::<Vec<_>>(),
-    });
-    if let Some(c) = &m.context_id {
-        o["contextId"] = c.clone().into();
-    }
-    if let Some(t) = &m.task_id {
-        o["taskId"] = t.clone().into();
-    }
-    o
-}
-
-/// A status.
-pub fn status(s: &TaskStatus) -> Value {
-    let mut o = json!({ "state": state_name(s.state), "timestamp": s.timestamp });
-    if let Some(m) = &s.message {
-        o["message"] = message(m);
-    }
-    o
-}
-
-/// An artifact.
-pub fn artifact(a: &Artifact) -> Value {
-    let mut o = json!({
-        "artifactId": a.artifact_id,
-        "parts": a.parts.iter().map(part).collect::<Vec<_>>(),
-    });
-    if let Some(n) = &a.name {
-        o["name"] = n.clone().into();
-    }
-    o
-}
-
-/// A task, `kind: "task"`.
-pub fn task(t: &Task) -> Value {
-    json!({
-        "kind": "task",
-        "id": t.id,
-        "contextId": t.context_id,
-        "status": status(&t.status),
-        "artifacts": t.artifacts.iter().map(artifact).collect::<Vec<_>>(),
-        "history": t.history.iter().map(message).collect::<Vec<_>>(),
-    })
-}
-
 /// One event of `message/stream` / `tasks/resubscribe`.
 pub fn event(e: &Event) -> Value {
     match e {
-        Event::Task(t) => task(t),
+        Event::Task(t) => V03.task(t),
         Event::Status {
             task_id,
             context_id,
@@ -116,7 +66,7 @@ pub fn event(e: &Event) -> Value {
             last,
         } => json!({
             "kind": "status-update", "taskId": task_id, "contextId": context_id,
-            "status": status(s), "final": last,
+            "status": V03.status(s), "final": last,
         }),
         Event::Artifact {
             task_id,
@@ -126,7 +76,7 @@ pub fn event(e: &Event) -> Value {
             last_chunk,
         } => json!({
             "kind": "artifact-update", "taskId": task_id, "contextId": context_id,
-            "artifact": artifact(a), "append": append, "lastChunk": last_chunk,
+            "artifact": V03.artifact(a), "append": append, "lastChunk": last_chunk,
         }),
     }
 }
@@ -248,6 +198,7 @@ pub fn parse_send(params_value: &Value) -> Result<SendRequest, RpcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Task, TaskStatus};
 
     #[test]
     fn a_send_as_the_original_clients_sent_it_is_read() {
@@ -286,7 +237,8 @@ mod tests {
             artifacts: vec![],
             created_at: String::new(),
         };
-        assert_eq!(task(&t)["kind"], "task");
-        assert_eq!(task(&t)["status"]["state"], "completed");
+        assert_eq!(V03.task(&t)["kind"], "task");
+        assert_eq!(V03.task(&t)["status"]["state"], "completed");
+        assert_eq!(V03.task(&t)["history"], json!([]));
     }
 }

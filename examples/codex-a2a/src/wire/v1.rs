@@ -8,9 +8,9 @@ use serde_json::{json, Map, Value};
 
 use super::{
     message_of, optional_bool, optional_count, optional_object, optional_str, params, required_str,
-    Event, ListQuery, SendRequest,
+    Event, ListQuery, SendRequest, Version::V1,
 };
-use crate::model::{Artifact, Message, Part, Role, Task, TaskState, TaskStatus};
+use crate::model::{Message, Part, Role, Task, TaskState};
 use crate::rpc::RpcError;
 
 /// The proto name of a state.
@@ -55,71 +55,22 @@ pub fn part(p: &Part) -> Value {
     }
 }
 
-/// A message in proto-JSON.
-pub fn message(m: &Message) -> Value {
-    let mut o = json!({
-        "messageId": m.message_id,
-        "role": match m.role { Role::User => "ROLE_USER", Role::Agent => "ROLE_AGENT" },
-        "parts": m.parts.iter().map(part).collect::<Vec<_>>(),
-    });
-    if let Some(c) = &m.context_id {
-        o["contextId"] = c.clone().into();
-    }
-    if let Some(t) = &m.task_id {
-        o["taskId"] = t.clone().into();
-    }
-    o
-}
-
-/// A status in proto-JSON.
-pub fn status(s: &TaskStatus) -> Value {
-    let mut o = json!({ "state": state_name(s.state), "timestamp": s.timestamp });
-    if let Some(m) = &s.message {
-        o["message"] = message(m);
-    }
-    o
-}
-
-/// An artifact in proto-JSON.
-pub fn artifact(a: &Artifact) -> Value {
-    let mut o = json!({
-        "artifactId": a.artifact_id,
-        "parts": a.parts.iter().map(part).collect::<Vec<_>>(),
-    });
-    if let Some(n) = &a.name {
-        o["name"] = n.clone().into();
-    }
-    o
-}
-
-/// A task in proto-JSON.
-pub fn task(t: &Task) -> Value {
-    let mut o = json!({ "id": t.id, "contextId": t.context_id, "status": status(&t.status) });
-    if !t.artifacts.is_empty() {
-        o["artifacts"] = t.artifacts.iter().map(artifact).collect();
-    }
-    if !t.history.is_empty() {
-        o["history"] = t.history.iter().map(message).collect();
-    }
-    o
-}
-
 /// The result of `SendMessage`: a `SendMessageResponse` holding the task.
 pub fn send_result(t: &Task) -> Value {
-    json!({ "task": task(t) })
+    json!({ "task": V1.task(t) })
 }
 
 /// One `StreamResponse`.
 pub fn event(e: &Event) -> Value {
     match e {
-        Event::Task(t) => json!({ "task": task(t) }),
+        Event::Task(t) => json!({ "task": V1.task(t) }),
         Event::Status {
             task_id,
             context_id,
             status: s,
             ..
         } => json!({ "statusUpdate": {
-            "taskId": task_id, "contextId": context_id, "status": status(s),
+            "taskId": task_id, "contextId": context_id, "status": V1.status(s),
         }}),
         Event::Artifact {
             task_id,
@@ -128,7 +79,7 @@ pub fn event(e: &Event) -> Value {
             append,
             last_chunk,
         } => json!({ "artifactUpdate": {
-            "taskId": task_id, "contextId": context_id, "artifact": artifact(a),
+            "taskId": task_id, "contextId": context_id, "artifact": V1.artifact(a),
             "append": append, "lastChunk": last_chunk,
         }}),
     }
@@ -142,7 +93,7 @@ pub fn list_result(
     total: usize,
 ) -> Value {
     json!({
-        "tasks": tasks.iter().map(task).collect::<Vec<_>>(),
+        "tasks": tasks.iter().map(|t| V1.task(t)).collect::<Vec<_>>(),
         "nextPageToken": next_page_token.unwrap_or_default(),
         "pageSize": page_size,
         "totalSize": total,
@@ -307,7 +258,7 @@ pub fn parse_list(params_value: &Value) -> Result<ListQuery, RpcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::timestamp;
+    use crate::model::{timestamp, Artifact, TaskStatus};
 
     #[test]
     fn a_send_in_proto_json_is_read() {
@@ -366,7 +317,7 @@ mod tests {
             created_at: timestamp(std::time::UNIX_EPOCH),
         };
         assert_eq!(
-            task(&t),
+            V1.task(&t),
             json!({"id": "t", "contextId": "c",
                    "status": {"state": "TASK_STATE_COMPLETED", "timestamp": "1970-01-01T00:00:00.000Z"},
                    "artifacts": [{"artifactId": "a", "name": "response", "parts": [{"text": "x"}]}]})
