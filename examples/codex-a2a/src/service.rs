@@ -788,9 +788,6 @@ async fn run(inner: Arc<Inner>, live: Arc<Live>, pending: Pending, input: TurnIn
         finish(&inner, &live, TaskState::Failed, Some(msg), |_| {}).await;
         return;
     }
-    if live.set_status(TaskState::Working, None, |_| {}).is_some() {
-        persist(&inner, &live).await;
-    }
     let mut options = TurnOptions::default().approvals(ApprovalPolicy::Ask);
     if let Some(limits) = inner.config.turn_limits {
         options = options.limits(limits);
@@ -807,6 +804,11 @@ async fn run(inner: Arc<Inner>, live: Arc<Live>, pending: Pending, input: TurnIn
             return;
         }
     };
+    // Working once codex has the turn: a client that sees it knows the
+    // task is past any restart of codex and running.
+    if live.set_status(TaskState::Working, None, |_| {}).is_some() {
+        persist(&inner, &live).await;
+    }
     {
         let mut control = live.control.lock().expect("control");
         control.interrupter = Some(turn.interrupter());

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::Agent;
+use support::{Agent, ASKING};
 
 #[test]
 fn sdk_1_0_sends_streams_gets_lists_and_cancels() {
@@ -36,16 +36,9 @@ fn sdk_0_3_sends_streams_gets_and_cancels() {
     );
 }
 
-const APPROVALS: [&str; 4] = [
-    "--approval-policy",
-    "untrusted",
-    "--sandbox",
-    "danger-full-access",
-];
-
 #[test]
 fn an_approval_is_input_required_and_approve_runs_the_command() {
-    let Some(agent) = Agent::start("approve", &APPROVALS) else {
+    let Some(agent) = Agent::start("approve", &ASKING) else {
         return;
     };
     let Some(out) = agent.python("approval", "1.0", &["approve-text"], None) else {
@@ -64,7 +57,7 @@ fn an_approval_is_input_required_and_approve_runs_the_command() {
 
 #[test]
 fn a_decline_as_a_data_part_keeps_the_command_from_running() {
-    let Some(agent) = Agent::start("decline", &APPROVALS) else {
+    let Some(agent) = Agent::start("decline", &ASKING) else {
         return;
     };
     let Some(out) = agent.python("approval", "0.3", &["decline-data"], None) else {

@@ -146,9 +146,8 @@ fn codex_killed_mid_turn_fails_that_task_saying_so_and_the_next_is_answered() {
     let task = agent.send("stall", None, true);
     let id = task["id"].as_str().unwrap();
     agent.wait_state(id, "TASK_STATE_WORKING", Duration::from_secs(20));
+    // Working means codex has accepted the turn: a death now is mid-turn.
     let codex = agent.codex_pid();
-    // Let the turn reach the model before codex dies.
-    std::thread::sleep(Duration::from_millis(300));
     signal(codex, Signal::SIGKILL);
     let failed = agent.wait_state(id, "TASK_STATE_FAILED", Duration::from_secs(10));
     assert!(

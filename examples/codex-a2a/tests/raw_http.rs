@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{artifact_text, status_text, uuid, Agent};
+use support::{answer, artifact_text, status_text, uuid, Agent, ASKING};
 
 #[test]
 fn a_plain_0_3_message_send_is_answered_as_the_original_clients_expect() {
@@ -330,41 +330,23 @@ fn a_full_context_queue_answers_busy_at_once() {
 fn an_unanswered_approval_is_declined_after_the_timeout() {
     let Some(agent) = Agent::start(
         "approval-timeout",
-        &[
-            "--approval-policy",
-            "untrusted",
-            "--sandbox",
-            "danger-full-access",
-            "--approval-timeout",
-            "1",
-        ],
+        &[&ASKING[..], &["--approval-timeout", "1"]].concat(),
     ) else {
         return;
     };
-    let task = agent.send("run: touch timed_out.txt", None, false);
-    assert_eq!(
-        task["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
-        "{task}"
-    );
+    let task = agent.send_for_approval("run: touch timed_out.txt");
     assert!(status_text(&task).contains("touch timed_out.txt"), "{task}");
     let data = &task["status"]["message"]["parts"][1]["data"]["approval"];
     assert_eq!(data["kind"], "command", "{task}");
-    let done = agent.wait_state(
+    agent.wait_state(
         task["id"].as_str().unwrap(),
         "TASK_STATE_COMPLETED",
         Duration::from_secs(20),
     );
-    let history: Vec<String> = done["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.to_string())
-        .collect();
     assert!(
         !agent.dir.join("work/timed_out.txt").exists(),
         "the command ran without approval"
     );
-    let _ = history;
 }
 
 #[test]
@@ -373,7 +355,12 @@ fn sigterm_lets_a_short_turn_finish_and_exits_0() {
         return;
     };
     let task = agent.send("slow", None, true);
-    std::thread::sleep(Duration::from_millis(300));
+    // Working: codex has the turn, which streams for about 2 s.
+    agent.wait_state(
+        task["id"].as_str().unwrap(),
+        "TASK_STATE_WORKING",
+        Duration::from_secs(20),
+    );
     let started = Instant::now();
     let status = agent.sigterm(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{}", agent.log());
@@ -408,22 +395,10 @@ fn sigterm_interrupts_a_turn_past_the_grace_and_records_it() {
 
 #[test]
 fn cancel_of_a_task_waiting_for_approval_cancels_it_and_the_command() {
-    let Some(agent) = Agent::start(
-        "cancel-approval",
-        &[
-            "--approval-policy",
-            "untrusted",
-            "--sandbox",
-            "danger-full-access",
-        ],
-    ) else {
+    let Some(agent) = Agent::start("cancel-approval", &ASKING) else {
         return;
     };
-    let task = agent.send("run: touch never.txt", None, false);
-    assert_eq!(
-        task["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
-        "{task}"
-    );
+    let task = agent.send_for_approval("run: touch never.txt");
     let started = Instant::now();
     let canceled = agent.call("CancelTask", json!({"id": task["id"]}));
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -434,8 +409,7 @@ fn cancel_of_a_task_waiting_for_approval_cancels_it_and_the_command() {
     // An answer now comes too late, and says so.
     let late = agent.rpc(
         "SendMessage",
-        json!({"message": {"messageId": uuid(), "role": "ROLE_USER", "taskId": task["id"],
-                           "parts": [{"text": "approve"}]}}),
+        answer(&task["id"], json!({"text": "approve"})),
     );
     assert_eq!(late["error"]["code"], -32602, "{late}");
     assert!(!agent.dir.join("work/never.txt").exists());
@@ -508,11 +482,7 @@ fn a_patch_approval_names_the_files_and_approve_applies_it() {
     ) else {
         return;
     };
-    let task = agent.send("patch: notes.txt", None, false);
-    assert_eq!(
-        task["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
-        "{task}"
-    );
+    let task = agent.send_for_approval("patch: notes.txt");
     let question = status_text(&task);
     assert!(
         question.contains("apply a patch to") && question.contains("notes.txt (add)"),
@@ -529,8 +499,7 @@ fn a_patch_approval_names_the_files_and_approve_applies_it() {
     );
     let done = agent.call(
         "SendMessage",
-        json!({"message": {"messageId": uuid(), "role": "ROLE_USER", "taskId": task["id"],
-                           "parts": [{"data": {"decision": "accept"}}]}}),
+        answer(&task["id"], json!({"data": {"decision": "accept"}})),
     );
     assert_eq!(
         done["task"]["status"]["state"], "TASK_STATE_COMPLETED",
@@ -574,42 +543,43 @@ fn a_silent_turn_fails_after_the_idle_timeout_and_the_context_goes_on() {
 
 #[test]
 fn a_1_0_subscriber_follows_a_task_through_its_approval_to_the_end() {
-    let Some(agent) = Agent::start(
-        "subscribe-approval",
-        &[
-            "--approval-policy",
-            "untrusted",
-            "--sandbox",
-            "danger-full-access",
-        ],
-    ) else {
+    let Some(agent) = Agent::start("subscribe-approval", &ASKING) else {
         return;
     };
-    let task = agent.send("run: touch watched.txt", None, false);
-    assert_eq!(
-        task["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
-        "{task}"
-    );
+    let task = agent.send_for_approval("run: touch watched.txt");
     let id = task["id"].as_str().unwrap().to_owned();
     let body =
         json!({"jsonrpc": "2.0", "id": 3, "method": "SubscribeToTask", "params": {"id": id}});
     let url = agent.url.clone();
+    let (subscribed, on_subscribed) = std::sync::mpsc::channel();
     let watcher = std::thread::spawn(move || {
-        reqwest::blocking::Client::builder()
+        let response = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap()
             .post(url)
             .body(body.to_string())
             .send()
-            .unwrap()
-            .text()
-            .unwrap()
+            .unwrap();
+        let mut text = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(response)) {
+            let line = line.unwrap();
+            if line.starts_with("data: ") {
+                let _ = subscribed.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let answer = json!({"message": {"messageId": uuid(), "role": "ROLE_USER", "taskId": id,
-                                    "parts": [{"text": "approve"}]}});
-    agent.call("SendMessage", answer);
+    // The first event (the task as it is) means the subscription is in place.
+    on_subscribed
+        .recv_timeout(Duration::from_secs(20))
+        .expect("SubscribeToTask sent no first event");
+    agent.call(
+        "SendMessage",
+        answer(&id.into(), json!({"text": "approve"})),
+    );
     let text = watcher.join().unwrap();
     let states: Vec<String> = text
         .lines()
@@ -637,5 +607,9 @@ fn a_1_0_subscriber_follows_a_task_through_its_approval_to_the_end() {
         Some("TASK_STATE_COMPLETED"),
         "{states:?}"
     );
-    assert!(agent.dir.join("work/watched.txt").exists());
+    assert!(
+        agent.dir.join("work/watched.txt").exists(),
+        "the approved command did not run: {states:?}\n{}",
+        agent.log()
+    );
 }

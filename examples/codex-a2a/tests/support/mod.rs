@@ -216,6 +216,17 @@ impl Agent {
         result["task"].clone()
     }
 
+    /// Sends `text` in a new context and returns the task, which must be
+    /// waiting for an approval.
+    pub fn send_for_approval(&self, text: &str) -> Value {
+        let task = self.send(text, None, false);
+        assert_eq!(
+            task["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
+            "{task}"
+        );
+        task
+    }
+
     /// `GetTask` (1.0).
     pub fn get(&self, id: &str) -> Value {
         self.call("GetTask", json!({"id": id}))
@@ -408,6 +419,22 @@ pub fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
         .unwrap_or_default()
+}
+
+/// Flags that make codex ask before it runs any command, with a sandbox that
+/// lets an approved command write to the work directory.
+pub const ASKING: [&str; 4] = [
+    "--approval-policy",
+    "untrusted",
+    "--sandbox",
+    "danger-full-access",
+];
+
+/// `SendMessage` params that answer the question of task `task_id` with `part`
+/// (`{"text": "approve"}`, `{"data": {"decision": "accept"}}`, …).
+pub fn answer(task_id: &Value, part: Value) -> Value {
+    json!({"message": {"messageId": uuid(), "role": "ROLE_USER", "taskId": task_id,
+                       "parts": [part]}})
 }
 
 /// A fresh id.
