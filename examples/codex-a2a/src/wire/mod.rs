@@ -4,7 +4,7 @@
 //! Both versions are served at the same URL; a request's method name tells
 //! which one it speaks (`SendMessage` is 1.0, `message/send` is 0.3), so no
 //! header is needed. Requests are read into the version-free types below;
-//! answers are written by one writer ([`write`]) over each version's
+//! answers are written by one writer ([`write`](mod@write)) over each version's
 //! spelling, with what differs in shape in [`v1`] and [`v03`].
 
 pub mod v03;

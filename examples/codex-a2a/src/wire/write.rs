@@ -1,7 +1,7 @@
 //! One writer for what both versions share in shape — messages, statuses,
 //! artifacts and tasks — spelled per version. What differs in shape (parts,
-//! stream events, the send and list results) stays in [`v1`](super::v1) and
-//! [`v03`](super::v03).
+//! stream events, the send and list results) stays in [`v1`](mod@super::v1) and
+//! [`v03`](mod@super::v03).
 
 use serde_json::{Map, Value};
 
