@@ -47,7 +47,7 @@
 //! only its own thread's events. A full inbox drops only deltas (with a lag
 //! marker); items, errors and terminal events are always queued. The [`Turn`]
 //! stream reads the inbox (skipping a previous turn's stragglers by turn id)
-//! under an idle/budget watchdog (`jsonrpc_stdio::watchdog`). Each notification goes through a
+//! under an idle/budget watchdog (`watchdog`). Each notification goes through a
 //! [`TurnDecoder`](decode::TurnDecoder), which reads one wire family (codex
 //! 0.72.0 sends every event twice and every text delta three times), tracks
 //! items, and emits exactly one [`TurnEvent::Outcome`]. When the outcome is
@@ -119,6 +119,7 @@ mod error;
 mod server;
 mod sessions;
 mod turn;
+mod watchdog;
 
 /// The attribute that implements [`SessionStore`] (an async trait), re-exported
 /// so a store needs no dependency of its own: `#[codex_adapter::async_trait]`.

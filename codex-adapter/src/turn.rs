@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use jsonrpc_stdio::watchdog::{Expired, Pauser, Watchdog};
+use crate::watchdog::{Expired, Pauser, Watchdog};
 use jsonrpc_stdio::Client;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, OwnedMutexGuard};

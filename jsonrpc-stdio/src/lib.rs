@@ -28,7 +28,6 @@
 //! | `routes` | subscriber queues and server→client request queues, bounded, never blocking the reader |
 //! | [`process`] | what to run ([`ServerCommand`]), and the one owner of a started server: spawn, wait, signals, the `/proc` walks, reaping; helpers for a child subreaper |
 //! | `stderr` | drains the child's stderr and keeps a bounded tail for death reports |
-//! | [`watchdog`] | an idle-and-budget watchdog for any stream |
 //! | [`Request`], [`Notification`] (`typed`) | typed methods in the spirit of `lsp-types` |
 //!
 //! The life of a message: the reader task pulls a [`framing::Frame`] from the
@@ -114,7 +113,6 @@
 pub mod framing;
 pub mod message;
 pub mod process;
-pub mod watchdog;
 
 mod client;
 mod driver;

@@ -1,22 +1,9 @@
 //! An inactivity watchdog for any stream: it fails when no item arrives
 //! within an idle period, and when an overall budget runs out.
 //!
-//! This is the cure for a wedged peer that is alive but silent: the process
-//! is up, the pipe is open, and nothing comes. The codex adapter builds its
-//! turn watchdog (90 s idle inside a 600 s budget) on it.
-//!
-//! ```
-//! use std::time::Duration;
-//! use futures::StreamExt;
-//! use jsonrpc_stdio::watchdog::{Expired, Watchdog};
-//!
-//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-//! let silent = futures::stream::pending::<u32>();
-//! let mut watched = Watchdog::new(silent, Duration::from_secs(90), Some(Duration::from_secs(600)));
-//! assert_eq!(watched.next().await, Some(Err(Expired::Idle(Duration::from_secs(90)))));
-//! assert_eq!(watched.next().await, None);
-//! # }
-//! ```
+//! This is the cure for a wedged app-server that is alive but silent: the
+//! process is up, the pipe is open, and nothing comes. [`Turn`](crate::Turn)
+//! runs its stream under one (90 s idle inside a 600 s budget by default).
 
 use std::future::Future;
 use std::pin::Pin;
