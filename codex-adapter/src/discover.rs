@@ -148,7 +148,6 @@ fn find_codex_in(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock_model::CodexHome;
 
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -157,7 +156,7 @@ mod tests {
 
     #[test]
     fn an_explicit_path_wins_over_codex_bin_and_path() {
-        let dir = CodexHome::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a/codex");
         let b = dir.path().join("b/codex");
         write(&a, "\x7fELF");
@@ -172,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_relative_path_is_made_absolute_so_a_child_cwd_cannot_change_it() {
-        let dir = CodexHome::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("codex");
         write(&bin, "\x7fELF");
         let cwd = std::env::current_dir().unwrap();
@@ -204,7 +203,7 @@ mod tests {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[test]
     fn the_npm_shim_resolves_to_the_native_binary_of_either_layout() {
-        let dir = CodexHome::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let nm = dir.path().join("old/node_modules");
         let shim = nm.join("@openai/codex/bin/codex.js");
         write(&shim, "#!/usr/bin/env node\n");

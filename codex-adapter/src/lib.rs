@@ -35,7 +35,6 @@
 //! | [`approval`] | [`Approval`] (a responder that declines when dropped), [`ApprovalPolicy`] |
 //! | [`Sessions`] (`sessions`) | the self-healing layer: one thread per caller key (kept in a [`SessionStore`]), codex restarted on the next call after it dies (backoff, breaker), threads resumed on first use after a restart; [`Health`], [`SessionCounters`], [`SessionEvent`]s |
 //! | [`options`] | typed thread/turn options and input |
-//! | [`mock_model`] | a loopback Responses-API mock so real codex runs with no account |
 //! | [`reaper`] | end every process codex left behind (child subreaper) |
 //!
 //! The life of a turn: [`Thread::start_turn`] takes the thread's lock and
@@ -111,7 +110,6 @@ pub mod approval;
 pub mod decode;
 pub mod discover;
 pub mod event;
-pub mod mock_model;
 pub mod options;
 pub mod reaper;
 

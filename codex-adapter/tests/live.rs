@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use codex_adapter::event::ItemStatus;
-use codex_adapter::mock_model::{CodexHome, MockModel};
+use mock_model::{CodexHome, MockModel};
 use codex_adapter::{
     reaper, AppServer, ApprovalDecision, ApprovalPolicy, AskForApproval, SandboxMode, Thread,
     ThreadOptions, TurnEvent, TurnOptions, TurnOutcome,

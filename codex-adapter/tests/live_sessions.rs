@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codex_adapter::mock_model::{default_script, CodexHome, MockModel, ModelRequest, Reply};
+use mock_model::{default_script, CodexHome, MockModel, ModelRequest, Reply};
 use codex_adapter::{
     reaper, AppServer, ApprovalPolicy, AskForApproval, Error, Health, RestartPolicy, SandboxMode,
     SessionEvent, SessionStore, Sessions, ThreadOptions, TurnEvent, TurnOptions, TurnOutcome,

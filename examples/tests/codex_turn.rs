@@ -206,10 +206,10 @@ fn the_outcome_names_the_thread_and_resume_continues_it_with_its_history() {
     // thread there between them.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let model = runtime
-        .block_on(codex_adapter::mock_model::MockModel::start_default())
+        .block_on(mock_model::MockModel::start_default())
         .unwrap();
     for (version, codex) in binaries() {
-        let home = codex_adapter::mock_model::CodexHome::for_mock(&model).unwrap();
+        let home = mock_model::CodexHome::for_mock(&model).unwrap();
         let run = |extra: &[&str], prompt: &str| {
             let out = codex_turn()
                 .env("CODEX_HOME", home.path())

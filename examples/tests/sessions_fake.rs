@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use codex_adapter::mock_model::CodexHome;
+use mock_model::CodexHome;
 use codex_adapter::{
     AppServer, Error, RestartPolicy, SessionEvent, Sessions, SessionsBuilder, TurnOptions,
     TurnOutcome,

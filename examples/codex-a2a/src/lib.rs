@@ -51,7 +51,7 @@ pub mod service;
 pub mod store;
 pub mod wire;
 
-use codex_adapter::mock_model::{default_script, ModelRequest, Reply};
+use mock_model::{default_script, ModelRequest, Reply};
 use serde_json::Value;
 
 /// The script of `--mock-model`: codex-adapter's

@@ -11,7 +11,7 @@ use codex_a2a::codex::Codex;
 use codex_a2a::http::{self, AppState};
 use codex_a2a::service::{Service, ServiceConfig, RESTART_REASON};
 use codex_a2a::store::Store;
-use codex_adapter::mock_model::{mock_config_toml, MockModel};
+use mock_model::{mock_config_toml, MockModel};
 use codex_adapter::{
     reaper, AppServer, ApprovalPolicy, AskForApproval, SandboxMode, ThreadOptions, TurnLimits,
 };

@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use codex_adapter::mock_model::{CodexHome, MockModel};
+use mock_model::{CodexHome, MockModel};
 use codex_adapter::{
     reaper, AppServer, ApprovalDecision, ApprovalPolicy, AskForApproval, SandboxMode,
     ThreadOptions, TurnEvent, TurnLimits, TurnOptions, TurnOutcome,

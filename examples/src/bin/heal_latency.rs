@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use codex_adapter::mock_model::{CodexHome, MockModel};
+use mock_model::{CodexHome, MockModel};
 use codex_adapter::{reaper, AppServer, RestartPolicy, Sessions, TurnEvent, TurnOptions};
 use futures::StreamExt;
 

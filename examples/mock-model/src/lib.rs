@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use codex_adapter::mock_model::{CodexHome, MockModel};
+//! use mock_model::{CodexHome, MockModel};
 //!
 //! let model = MockModel::start_default().await?;
 //! let home = CodexHome::for_mock(&model)?; // a temp dir, removed on drop
@@ -312,7 +312,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     connections.spawn(connection(stream, shared.clone()));
                 }
                 Err(e) => {
-                    tracing::warn!(target: "codex_adapter::mock_model", "accept failed: {e}");
+                    tracing::warn!(target: "mock_model", "accept failed: {e}");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             },
@@ -431,7 +431,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         Ok(Some(r)) => r,
         Ok(None) => return,
         Err(e) => {
-            tracing::debug!(target: "codex_adapter::mock_model", "bad request: {e}");
+            tracing::debug!(target: "mock_model", "bad request: {e}");
             let body = json!({"error": {"message": format!("bad request: {e}")}}).to_string();
             let _ = write_plain(&mut stream, 400, &body).await;
             return;
@@ -451,7 +451,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         .push(model_request.clone());
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     if let Err(e) = respond(&mut stream, &model_request, reply, id).await {
-        tracing::debug!(target: "codex_adapter::mock_model", "response cut short: {e}");
+        tracing::debug!(target: "mock_model", "response cut short: {e}");
     }
 }
 
