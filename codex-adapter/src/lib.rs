@@ -105,6 +105,11 @@
 //!     r#"{"type":"outcome","status":"completed","turn_id":"0","last_agent_message":"Hi"}"#
 //! );
 //! ```
+//!
+//! Unix only (Linux and macOS), like the transport it stands on.
+
+#[cfg(not(unix))]
+compile_error!("codex-adapter supports Unix only (Linux, macOS): it drives its child process through Unix pipes, process groups and signals.");
 
 pub mod approval;
 pub mod decode;
@@ -135,3 +140,8 @@ pub use sessions::{
     Sessions, SessionsBuilder, StoreError,
 };
 pub use turn::{Interrupter, Turn, TurnSummary};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

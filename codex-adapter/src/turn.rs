@@ -6,9 +6,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::watchdog::{Expired, Pauser, Watchdog};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use crate::watchdog::{Expired, Pauser, Watchdog};
 use jsonrpc_stdio::Client;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, OwnedMutexGuard};

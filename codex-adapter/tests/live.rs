@@ -12,12 +12,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use codex_adapter::event::ItemStatus;
-use mock_model::{CodexHome, MockModel};
 use codex_adapter::{
     reaper, AppServer, ApprovalDecision, ApprovalPolicy, AskForApproval, SandboxMode, Thread,
     ThreadOptions, TurnEvent, TurnOptions, TurnOutcome,
 };
 use futures::StreamExt;
+use mock_model::{CodexHome, MockModel};
 
 #[path = "support/codex_binaries.rs"]
 mod codex_binaries;

@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mock_model::{default_script, CodexHome, MockModel, ModelRequest, Reply};
 use codex_adapter::{
     reaper, AppServer, ApprovalPolicy, AskForApproval, Error, Health, RestartPolicy, SandboxMode,
     SessionEvent, SessionStore, Sessions, ThreadOptions, TurnEvent, TurnOptions, TurnOutcome,
 };
 use futures::StreamExt;
+use mock_model::{default_script, CodexHome, MockModel, ModelRequest, Reply};
 
 #[path = "support/codex_binaries.rs"]
 mod codex_binaries;

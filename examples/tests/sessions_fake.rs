@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use mock_model::CodexHome;
 use codex_adapter::{
     AppServer, Error, RestartPolicy, SessionEvent, Sessions, SessionsBuilder, TurnOptions,
     TurnOutcome,
 };
+use mock_model::CodexHome;
 
 fn fake(args: &[&str]) -> SessionsBuilder {
     let server = AppServer::builder()

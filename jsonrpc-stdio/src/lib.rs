@@ -16,6 +16,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Unix only (Linux and macOS): the transport owns its child through Unix
+//! pipes, process groups and signals.
+//!
 //! # Architecture
 //!
 //! | module | role |
@@ -110,6 +113,9 @@
 //! learned without reaping (`waitid(WNOWAIT)`) on a small thread per server;
 //! `/proc` is only read off the runtime's worker threads.
 
+#[cfg(not(unix))]
+compile_error!("jsonrpc-stdio supports Unix only (Linux, macOS): it drives its child process through Unix pipes, process groups and signals.");
+
 pub mod framing;
 pub mod message;
 pub mod process;
@@ -141,3 +147,8 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -11,10 +11,10 @@ use codex_a2a::codex::Codex;
 use codex_a2a::http::{self, AppState};
 use codex_a2a::service::{Service, ServiceConfig, RESTART_REASON};
 use codex_a2a::store::Store;
-use mock_model::{mock_config_toml, MockModel};
 use codex_adapter::{
     reaper, AppServer, ApprovalPolicy, AskForApproval, SandboxMode, ThreadOptions, TurnLimits,
 };
+use mock_model::{mock_config_toml, MockModel};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Exit status when the service was stopped by SIGTERM or Ctrl-C.

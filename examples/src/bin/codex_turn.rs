@@ -33,12 +33,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mock_model::{CodexHome, MockModel};
 use codex_adapter::{
     reaper, AppServer, ApprovalDecision, ApprovalPolicy, AskForApproval, SandboxMode,
     ThreadOptions, TurnEvent, TurnLimits, TurnOptions, TurnOutcome,
 };
 use futures::StreamExt;
+use mock_model::{CodexHome, MockModel};
 use tokio::signal::unix::{signal, SignalKind};
 
 const USAGE: &str = "usage: codex_turn [--codex PATH] [--cwd DIR] [--model M] \

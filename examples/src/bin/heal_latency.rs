@@ -19,9 +19,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use mock_model::{CodexHome, MockModel};
 use codex_adapter::{reaper, AppServer, RestartPolicy, Sessions, TurnEvent, TurnOptions};
 use futures::StreamExt;
+use mock_model::{CodexHome, MockModel};
 
 const USAGE: &str = "usage: heal_latency SAMPLES CODEX_BINARY...";
 
