@@ -113,6 +113,11 @@ impl Agent {
             .arg("--cwd")
             .arg(dir.join("work"))
             .args(&extra)
+            // codex runs commands in login shells; a login shell killed
+            // mid-start-up (these tests kill codex) can leave the machine
+            // profile's pyenv rehash lock behind, and every later `bash -l`
+            // then stalls 60 s. An empty HOME runs no profile.
+            .env("HOME", &dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
