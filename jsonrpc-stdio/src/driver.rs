@@ -12,24 +12,25 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::client::{Answer, Shared};
+use crate::connection::{Answer, Connection};
 use crate::error::CloseReason;
 use crate::framing::{BadFrame, Frame, FrameCodec, Framing};
 use crate::lock;
 use crate::message::{encode_response, ErrorCode, ErrorObject, Message, Response};
-use crate::process::Exit;
+use crate::process::{Exit, ExitWatch};
 use crate::routes::IncomingRequest;
 use crate::stderr::StderrTail;
 
 /// What the reader watches of the child process (its owner is
-/// [`ServerProcess`](crate::process::ServerProcess), held by [`Shared`]).
+/// [`ServerProcess`](crate::process::ServerProcess), held by the
+/// [`Connection`]; the reader never waits on, signals or reaps the child).
 pub(crate) struct Process {
-    pub(crate) exit: watch::Receiver<Option<Exit>>,
+    pub(crate) exit: ExitWatch,
     pub(crate) stderr_task: JoinHandle<()>,
     pub(crate) tail: Arc<Mutex<StderrTail>>,
 }
@@ -41,7 +42,7 @@ pub(crate) struct Process {
 /// of death).
 pub(crate) async fn write<W: AsyncWrite>(
     writer: W,
-    shared: Arc<Shared>,
+    connection: Arc<Connection>,
     framing: Framing,
     failed: oneshot::Sender<io::Error>,
 ) {
@@ -50,7 +51,7 @@ pub(crate) async fn write<W: AsyncWrite>(
         writer,
         FrameCodec::new(framing, usize::MAX)
     ));
-    let outbox = &shared.outbox;
+    let outbox = &connection.outbox;
     let writing = async {
         let mut batch: Vec<Bytes> = Vec::new();
         while outbox.take_batch(&mut batch).await.is_some() {
@@ -66,7 +67,7 @@ pub(crate) async fn write<W: AsyncWrite>(
     };
     let result = tokio::select! {
         result = writing => result,
-        _ = shared.shutdown.cancelled() => Ok(()),
+        _ = connection.shutdown.cancelled() => Ok(()),
     };
     if let Err(e) = result {
         let _ = failed.send(e);
@@ -86,16 +87,17 @@ enum End {
 
 /// Reads and routes every frame; watches the child's exit; on the first sign
 /// of death decides the cause (preferring the exit status, which says most)
-/// and calls [`Shared::die`]. Reaping is the process owner's business.
+/// and calls [`Connection::die`]. Reaping is the process owner's business.
 pub(crate) async fn read<R: AsyncRead>(
-    shared: Arc<Shared>,
+    connection: Arc<Connection>,
     reader: R,
     mut process: Option<Process>,
     mut write_failed: oneshot::Receiver<io::Error>,
 ) {
-    let codec = FrameCodec::new(shared.config.framing, shared.config.max_frame_length);
+    let config = &connection.config;
+    let codec = FrameCodec::new(config.framing, config.max_frame_length);
     let mut frames = std::pin::pin!(FramedRead::new(reader, codec));
-    let grace = shared.config.exit_grace;
+    let grace = config.exit_grace;
     let mut exit: Option<Exit> = None;
     let mut drain_deadline: Option<Instant> = None;
     let end = loop {
@@ -105,7 +107,7 @@ pub(crate) async fn read<R: AsyncRead>(
             biased;
             frame = frames.next() => match frame {
                 Some(Ok(frame)) => {
-                    handle_frame(&shared, frame);
+                    handle_frame(&connection, frame);
                     // A frame spends a unit of tokio's cooperative budget,
                     // so a long burst yields now and then and the callers
                     // and subscribers it woke run meanwhile. Otherwise a
@@ -127,7 +129,7 @@ pub(crate) async fn read<R: AsyncRead>(
                 break End::ExitedOutputOpen;
             }
             Ok(e) = &mut write_failed => break End::WriteFailed(e),
-            _ = shared.shutdown.cancelled() => break End::Shutdown,
+            _ = connection.shutdown.cancelled() => break End::Shutdown,
         }
     };
 
@@ -164,7 +166,7 @@ pub(crate) async fn read<R: AsyncRead>(
             },
             (None, _) => CloseReason::OutputClosed { stderr_tail: tail },
         };
-        shared.die(cause);
+        connection.die(cause);
     }
 
     // Dead. Keep stdout drained until the process is gone, so it never
@@ -184,41 +186,21 @@ pub(crate) async fn read<R: AsyncRead>(
 
 async fn wait_exit(process: &mut Option<Process>) -> Exit {
     match process {
-        Some(p) => {
-            let exit = p
-                .exit
-                .wait_for(Option::is_some)
-                .await
-                .ok()
-                .and_then(|e| e.clone());
-            match exit {
-                Some(exit) => exit,
-                // The owner publishes an exit before it goes.
-                None => std::future::pending().await,
-            }
-        }
+        Some(p) => p.exit.exited().await,
         None => std::future::pending().await,
     }
 }
 
 /// Routes one frame. Never blocks: every destination is a non-waiting queue.
-fn handle_frame(shared: &Arc<Shared>, frame: Frame) {
-    let stats = &shared.stats;
+fn handle_frame(connection: &Arc<Connection>, frame: Frame) {
+    let stats = &connection.stats;
     stats.frames.fetch_add(1, Ordering::Relaxed);
     let bytes = match frame {
         Frame::Message(bytes) => bytes,
         Frame::Bad(BadFrame::ResponseTooLong { id, limit }) => {
             stats.bad_frames.fetch_add(1, Ordering::Relaxed);
-            let waiter = lock(&shared.state).pending.remove(&id);
-            tracing::warn!(%id, limit, found = waiter.is_some(), "response too large; failing its caller");
-            match waiter {
-                Some(tx) => {
-                    let _ = tx.send(Answer::TooLarge { limit });
-                }
-                None => {
-                    stats.unknown_responses.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            let found = connection.resolve(&id, Answer::TooLarge { limit });
+            tracing::warn!(%id, limit, found, "response too large; failing its caller");
             return;
         }
         Frame::Bad(bad) => {
@@ -231,90 +213,74 @@ fn handle_frame(shared: &Arc<Shared>, frame: Frame) {
     // The common case, one message, without the batch's `Vec`.
     if bytes.trim_ascii_start().first() != Some(&b'[') {
         match Message::parse_one(&bytes) {
-            Ok(message) => route(shared, message),
-            Err(e) => unparsable(shared, &bytes, &e),
+            Ok(message) => route(connection, message),
+            Err(e) => unparsable(connection, &bytes, &e),
         }
         return;
     }
     let messages = match Message::parse(&bytes) {
         Ok(messages) => messages,
         Err(e) => {
-            unparsable(shared, &bytes, &e);
+            unparsable(connection, &bytes, &e);
             return;
         }
     };
     for message in messages {
         match message {
-            Ok(message) => route(shared, message),
-            Err(e) => unparsable(shared, &bytes, &e),
+            Ok(message) => route(connection, message),
+            Err(e) => unparsable(connection, &bytes, &e),
         }
     }
 }
 
-fn unparsable(shared: &Shared, bytes: &[u8], error: &dyn std::fmt::Display) {
-    shared.stats.unparsable.fetch_add(1, Ordering::Relaxed);
+fn unparsable(connection: &Connection, bytes: &[u8], error: &dyn std::fmt::Display) {
+    connection.stats.unparsable.fetch_add(1, Ordering::Relaxed);
     let preview = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
     tracing::warn!(%error, %preview, "skipping unparsable message from server");
 }
 
-fn route(shared: &Arc<Shared>, message: Message) {
+fn route(connection: &Arc<Connection>, message: Message) {
+    let stats = &connection.stats;
     match message {
         Message::Response(Response {
             id: Some(id),
             result,
         }) => {
-            let waiter = crate::lock(&shared.state).pending.remove(&id);
-            match waiter {
-                Some(tx) => {
-                    let _ = tx.send(Answer::Response(result));
-                }
-                None => {
-                    shared
-                        .stats
-                        .unknown_responses
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%id, "response to no pending request (late, duplicate or unknown id)");
-                }
+            if !connection.resolve(&id, Answer::Response(result)) {
+                tracing::debug!(%id, "response to no pending request (late, duplicate or unknown id)");
             }
         }
         Message::Response(Response { id: None, result }) => {
-            shared
-                .stats
-                .unknown_responses
-                .fetch_add(1, Ordering::Relaxed);
+            stats.unknown_responses.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 ?result,
                 "server sent an error it could not attribute to a request"
             );
         }
         Message::Notification(n) => {
-            let delivery = crate::lock(&shared.routes).deliver(n);
+            let delivery = lock(&connection.routes).deliver(n);
             if delivery.matched == 0 {
-                shared
-                    .stats
-                    .unrouted_notifications
-                    .fetch_add(1, Ordering::Relaxed);
+                stats.unrouted_notifications.fetch_add(1, Ordering::Relaxed);
             } else if delivery.dropped > 0 {
-                shared
-                    .stats
+                stats
                     .lagged_notifications
                     .fetch_add(delivery.dropped, Ordering::Relaxed);
             }
         }
         Message::Request(request) => {
-            let incoming = IncomingRequest::new(request, shared.clone());
-            let refused = lock(&shared.routes).dispatch(incoming);
+            let incoming = IncomingRequest::new(request, connection.clone());
+            let refused = lock(&connection.routes).dispatch(incoming);
             if let Err(incoming) = refused {
-                refuse(shared, incoming);
+                refuse(connection, incoming);
             }
         }
     }
 }
 
 /// Answers a request no handler took, so the server never waits for it.
-fn refuse(shared: &Shared, incoming: IncomingRequest) {
+fn refuse(connection: &Connection, incoming: IncomingRequest) {
     let request = incoming.into_request();
-    let handled = lock(&shared.routes)
+    let handled = lock(&connection.routes)
         .handlers
         .iter()
         .any(|(f, _)| f.matches(&request.method));
@@ -330,7 +296,7 @@ fn refuse(shared: &Shared, incoming: IncomingRequest) {
         )
     };
     tracing::debug!(method = %request.method, id = %request.id, %error, "refusing server request");
-    shared.send_reply(
+    connection.send_reply(
         "a refusal of a server request",
         encode_response(&request.id, &Err(error)),
     );

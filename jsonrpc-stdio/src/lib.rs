@@ -120,22 +120,27 @@ pub mod framing;
 pub mod message;
 pub mod process;
 
+mod builder;
+mod call;
 mod client;
+mod connection;
 mod driver;
 mod error;
 mod outbox;
 mod routes;
+mod stats;
 mod stderr;
 mod typed;
 
-pub use client::{
-    Builder, Call, CancelNotification, Client, ConnectionStats, TypedCall, DEFAULT_MAX_QUEUED_BYTES,
-};
+pub use builder::{Builder, DEFAULT_MAX_QUEUED_BYTES};
+pub use call::{Call, CancelNotification, TypedCall};
+pub use client::Client;
 pub use error::{CloseReason, Error};
 pub use framing::Framing;
 pub use message::{ErrorCode, ErrorObject, Message, RequestId};
 pub use process::{descendants, ServerCommand};
 pub use routes::{Filter, IncomingRequest, IncomingRequests, Subscription};
+pub use stats::ConnectionStats;
 pub use typed::{Notification, Request};
 
 /// Locks `mutex`, ignoring poison. A panic elsewhere while it was held (a

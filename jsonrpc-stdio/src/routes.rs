@@ -19,7 +19,7 @@ use futures::Stream;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::client::Shared;
+use crate::connection::Connection;
 use crate::error::Error;
 use crate::message::{encode_response, ErrorCode, ErrorObject, Notification, Request, RequestId};
 
@@ -176,7 +176,7 @@ pub(crate) struct Delivery {
     pub(crate) dropped: u64,
 }
 
-/// The routes the reader delivers to. Owned by [`Shared`]; cleared on death.
+/// The routes the reader delivers to. Owned by the [`Connection`]; cleared on death.
 #[derive(Default)]
 pub(crate) struct Routes {
     pub(crate) subscribers: Vec<(Filter, Arc<Queue<Notification>>)>,
@@ -248,15 +248,15 @@ impl Routes {
 #[must_use = "a subscription receives nothing unless polled"]
 pub struct Subscription {
     queue: Arc<Queue<Notification>>,
-    shared: Arc<Shared>,
+    connection: Arc<Connection>,
     finished: bool,
 }
 
 impl Subscription {
-    pub(crate) fn new(queue: Arc<Queue<Notification>>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(queue: Arc<Queue<Notification>>, connection: Arc<Connection>) -> Self {
         Subscription {
             queue,
-            shared,
+            connection,
             finished: false,
         }
     }
@@ -274,7 +274,11 @@ impl Stream for Subscription {
             Poll::Ready(Some(Err(skipped))) => Poll::Ready(Some(Err(Error::Lagged { skipped }))),
             Poll::Ready(None) => {
                 self.finished = true;
-                Poll::Ready(self.shared.close_reason().map(|r| Err(Error::Closed(r))))
+                Poll::Ready(
+                    self.connection
+                        .close_reason()
+                        .map(|r| Err(Error::Closed(r))),
+                )
             }
             Poll::Pending => Poll::Pending,
         }
@@ -340,15 +344,15 @@ impl fmt::Debug for IncomingRequests {
 /// the server is never left waiting.
 pub struct IncomingRequest {
     request: Request,
-    shared: Arc<Shared>,
+    connection: Arc<Connection>,
     answered: bool,
 }
 
 impl IncomingRequest {
-    pub(crate) fn new(request: Request, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(request: Request, connection: Arc<Connection>) -> Self {
         IncomingRequest {
             request,
-            shared,
+            connection,
             answered: false,
         }
     }
@@ -384,7 +388,7 @@ impl IncomingRequest {
     /// (then the answer was not queued).
     pub fn respond(mut self, result: Result<Value, ErrorObject>) -> Result<(), Error> {
         self.answered = true;
-        self.shared.send_bytes(
+        self.connection.send(
             &self.request.method,
             encode_response(&self.request.id, &result),
         )
@@ -419,7 +423,7 @@ impl Drop for IncomingRequest {
                 ErrorCode::INTERNAL_ERROR,
                 format!("client dropped `{}` without answering", self.request.method),
             );
-            self.shared.send_reply(
+            self.connection.send_reply(
                 "an error reply to a request dropped unanswered",
                 encode_response(&self.request.id, &Err(err)),
             );

@@ -9,7 +9,7 @@
 mod owner;
 mod procfs;
 
-pub(crate) use owner::{Exit, ServerProcess, Spawned};
+pub(crate) use owner::{Exit, ExitWatch, ServerProcess, Spawned};
 
 use std::ffi::{OsStr, OsString};
 use std::io;

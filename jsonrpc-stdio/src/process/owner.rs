@@ -145,14 +145,46 @@ impl ServerProcess {
         self.inner.pid
     }
 
-    /// The exit, once known.
-    pub(crate) fn exit(&self) -> watch::Receiver<Option<Exit>> {
-        self.inner.exit.subscribe()
+    /// Learns of the exit.
+    pub(crate) fn exit(&self) -> ExitWatch {
+        ExitWatch(self.inner.exit.subscribe())
     }
 
-    /// Signals the server's process group, unless the leader was reaped.
-    pub(crate) fn signal_group(&self, signal: Signal) {
-        self.inner.signal_group(signal);
+    /// Ends a server whose stdin the caller has closed, and returns how it
+    /// ended: up to `after_stdin` for it to exit on its own; then SIGTERM to
+    /// its group and up to `after_sigterm`; then SIGKILL to everything that
+    /// belongs to it. Then [`release`](Self::release). `sleep` makes the
+    /// timers, so they run on the connection's runtime whatever awaits this.
+    ///
+    /// # Cancel safety
+    /// Dropping the future stops the escalation where it is; a kill already
+    /// begun goes on.
+    pub(crate) async fn end(
+        &self,
+        after_stdin: Duration,
+        after_sigterm: Duration,
+        sleep: impl Fn(Duration) -> tokio::time::Sleep,
+    ) -> Exit {
+        let mut watch = self.exit();
+        let mut exit = watch.within(sleep(after_stdin)).await;
+        if exit.is_none() {
+            tracing::debug!(
+                pid = self.pid(),
+                "server ignored stdin EOF; sending SIGTERM"
+            );
+            self.inner.signal_group(Signal::SIGTERM);
+            exit = watch.within(sleep(after_sigterm)).await;
+        }
+        let exit = match exit {
+            Some(exit) => exit,
+            None => {
+                tracing::debug!(pid = self.pid(), "server ignored SIGTERM; sending SIGKILL");
+                self.kill_all().await;
+                watch.exited().await
+            }
+        };
+        self.release().await;
+        exit
     }
 
     /// SIGKILLs the server and everything that belongs to it (see the module
@@ -160,7 +192,7 @@ impl ServerProcess {
     ///
     /// # Cancel safety
     /// The kill goes on if the future is dropped.
-    pub(crate) async fn kill_all(&self) {
+    async fn kill_all(&self) {
         let owner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || owner.kill_all()).await;
     }
@@ -171,7 +203,7 @@ impl ServerProcess {
     ///
     /// # Cancel safety
     /// The release goes on if the future is dropped.
-    pub(crate) async fn release(&self) {
+    async fn release(&self) {
         let owner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || owner.release()).await;
     }
@@ -196,6 +228,41 @@ impl ServerProcess {
             if leader.exited {
                 self.inner.reap(&mut leader);
             }
+        }
+    }
+}
+
+/// Learns of the server's exit, published by the owner's waiting thread:
+/// watching it waits on nothing but that publication.
+#[derive(Clone)]
+pub(crate) struct ExitWatch(watch::Receiver<Option<Exit>>);
+
+impl ExitWatch {
+    /// Resolves once the server has exited.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only watches.
+    pub(crate) async fn exited(&mut self) -> Exit {
+        let exit = self
+            .0
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|exit| exit.clone());
+        match exit {
+            Some(exit) => exit,
+            // Only if the owner went without publishing an exit, which its
+            // waiting thread always does before it ends (a published exit
+            // is seen even after the owner is gone).
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The exit, if it comes before `timer`.
+    async fn within(&mut self, timer: tokio::time::Sleep) -> Option<Exit> {
+        tokio::select! {
+            exit = self.exited() => Some(exit),
+            _ = timer => None,
         }
     }
 }

@@ -1,0 +1,276 @@
+//! The connection's state, shared by every [`Client`](crate::Client) clone,
+//! every call future, the reader and the writer; and the only verbs that
+//! change it: [`register`](Connection::register),
+//! [`resolve`](Connection::resolve), [`abandon`](Connection::abandon),
+//! [`die`](Connection::die), [`send`](Connection::send).
+//!
+//! The liveness of the whole crate rests on three facts kept here:
+//!
+//! - **Death and registration share one lock** (`state`). A request is
+//!   registered and its bytes queued under it, and `die` drains the pending
+//!   table under it, so a request is either failed by the drain or refused at
+//!   registration: none can slip in after the drain and wait forever.
+//! - **The first cause of death wins.** `dead` is set once; later causes
+//!   (the client's own close racing the server's exit) are ignored.
+//! - **An entry leaves the pending table exactly once**: resolved by the
+//!   reader, abandoned by its caller, or failed by `die`. Whoever removes it
+//!   answers it (or, for `abandon`, nobody is left to answer).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::runtime::Handle as Runtime;
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::builder::Builder;
+use crate::error::{CloseReason, Error};
+use crate::lock;
+use crate::message::Notification;
+use crate::message::{ErrorObject, RequestId};
+use crate::outbox::{Outbox, Refused, Reservation};
+use crate::process::ServerProcess;
+use crate::routes::{Filter, IncomingRequest, Queue, Routes};
+use crate::stats::Stats;
+
+/// What a pending caller is waiting for.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// The server's answer.
+    Response(Result<Value, ErrorObject>),
+    /// The answer was longer than the maximum frame length; it was discarded.
+    TooLarge { limit: usize },
+    /// The connection died first.
+    Closed(Arc<CloseReason>),
+}
+
+struct State {
+    pending: HashMap<RequestId, oneshot::Sender<Answer>>,
+    /// The first cause of death. Set once, under the same lock that guards
+    /// `pending`, so no request can be registered after the drain.
+    dead: Option<Arc<CloseReason>>,
+}
+
+/// One connection. One owner for each piece: `state` for the pending table
+/// and the cause of death, `routes` for subscribers and handlers, `outbox`
+/// for bytes on their way out, `process` for the child process. Lock order:
+/// `state`, then `outbox`; `routes`, then `state`.
+pub(crate) struct Connection {
+    state: Mutex<State>,
+    next_id: AtomicI64,
+    /// Read and written by the reader as it routes; see [`Routes`].
+    pub(crate) routes: Mutex<Routes>,
+    /// Drained by the writer.
+    pub(crate) outbox: Outbox,
+    closed: watch::Sender<Option<Arc<CloseReason>>>,
+    process: Option<ServerProcess>,
+    /// The runtime the connection was built on: its timers time requests,
+    /// whatever awaits them.
+    runtime: Runtime,
+    /// Cancelled at death: the reader and writer stop on it.
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) stats: Stats,
+    pub(crate) config: Builder,
+}
+
+impl Connection {
+    pub(crate) fn new(config: Builder, process: Option<ServerProcess>, runtime: Runtime) -> Self {
+        Connection {
+            state: Mutex::new(State {
+                pending: HashMap::new(),
+                dead: None,
+            }),
+            next_id: AtomicI64::new(0),
+            routes: Mutex::new(Routes::default()),
+            outbox: Outbox::new(config.max_queued_bytes),
+            closed: watch::channel(None).0,
+            process,
+            runtime,
+            shutdown: CancellationToken::new(),
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    /// The id of the next request: 0, 1, 2, ...
+    pub(crate) fn next_id(&self) -> RequestId {
+        RequestId::from(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Registers a pending request and queues its bytes in the room
+    /// reserved for them, atomically with respect to death.
+    pub(crate) fn register(
+        &self,
+        id: RequestId,
+        bytes: Vec<u8>,
+        room: Reservation<'_>,
+    ) -> Result<oneshot::Receiver<Answer>, Error> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = lock(&self.state);
+        if let Some(reason) = &st.dead {
+            return Err(Error::Closed(reason.clone()));
+        }
+        st.pending.insert(id, tx);
+        // Queued under the lock: `die` cannot run between the two, so a
+        // registered request is always either answered or failed.
+        self.outbox.push_reserved(room, Bytes::from(bytes));
+        Ok(rx)
+    }
+
+    /// Hands `answer` to the caller waiting on `id`. Returns false when
+    /// nobody waits on it (late, duplicate or unknown id), which is counted.
+    /// The reader is the only caller, so answers go out in wire order.
+    pub(crate) fn resolve(&self, id: &RequestId, answer: Answer) -> bool {
+        let waiter = lock(&self.state).pending.remove(id);
+        match waiter {
+            // A send fails only when the caller stopped waiting after the
+            // removal; its answer is moot.
+            Some(tx) => {
+                let _ = tx.send(answer);
+                true
+            }
+            None => {
+                self.stats.unknown_responses.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Forgets a request whose caller stopped waiting (dropped, timed out);
+    /// tells the server when configured to, unless the connection is dead
+    /// (nobody would read it) or the answer had already come.
+    pub(crate) fn abandon(&self, id: &RequestId) {
+        let was_pending = {
+            let mut st = lock(&self.state);
+            st.pending.remove(id).is_some() && st.dead.is_none()
+        };
+        if !was_pending {
+            return;
+        }
+        if let Some(bytes) = self
+            .config
+            .cancel_notification
+            .as_ref()
+            .and_then(|cancel| cancel.encode(id))
+        {
+            self.send_reply("a cancel notification", bytes);
+        }
+    }
+
+    /// Marks the connection dead with `cause`, unless it already is; fails
+    /// every pending request and ends every subscription. Returns the cause
+    /// that won.
+    pub(crate) fn die(&self, cause: CloseReason) -> Arc<CloseReason> {
+        let (pending, reason) = {
+            let mut st = lock(&self.state);
+            if let Some(reason) = &st.dead {
+                return reason.clone();
+            }
+            let reason = Arc::new(cause);
+            st.dead = Some(reason.clone());
+            (std::mem::take(&mut st.pending), reason)
+        };
+        tracing::debug!(cause = %reason, pending = pending.len(), "connection dead");
+        for (_, tx) in pending {
+            let _ = tx.send(Answer::Closed(reason.clone()));
+        }
+        self.outbox.close();
+        lock(&self.routes).close_all();
+        self.closed.send_replace(Some(reason.clone()));
+        self.shutdown.cancel();
+        reason
+    }
+
+    /// Queues bytes for the writer if they fit, unless the connection is
+    /// dead. `method` names the message in the error.
+    pub(crate) fn send(&self, method: &str, bytes: Vec<u8>) -> Result<(), Error> {
+        match self.outbox.try_push(Bytes::from(bytes)) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(full)) => Err(Error::QueueFull {
+                method: method.to_owned(),
+                queued: full.queued,
+                limit: full.limit,
+            }),
+            Err(Refused::Closed) => Err(self.closed_error()),
+        }
+    }
+
+    /// Queues a message the client writes on its own (a refusal, an error
+    /// reply, a cancel notification): nobody waits on it, so when it cannot
+    /// be queued it is logged and counted, never lost silently.
+    pub(crate) fn send_reply(&self, what: &str, bytes: Vec<u8>) {
+        if let Err(e) = self.send(what, bytes) {
+            if !e.is_closed() {
+                self.stats.unsent_replies.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "could not queue {what}");
+            }
+        }
+    }
+
+    /// Adds a subscriber; on a dead connection its queue is closed at once
+    /// instead. Checked under the routes lock, which `die` takes after
+    /// setting the cause, so a subscriber is either closed by `die` or here.
+    pub(crate) fn subscribe(&self, filter: Filter) -> Arc<Queue<Notification>> {
+        let queue = Queue::new(self.config.subscription_capacity);
+        let mut routes = lock(&self.routes);
+        if self.close_reason().is_some() {
+            queue.close();
+        } else {
+            routes.subscribers.push((filter, queue.clone()));
+        }
+        queue
+    }
+
+    /// Adds a handler of server requests; as for [`subscribe`](Self::subscribe).
+    pub(crate) fn handle_requests(&self, filter: Filter) -> Arc<Queue<IncomingRequest>> {
+        let queue = Queue::new(self.config.request_queue_capacity);
+        let mut routes = lock(&self.routes);
+        if self.close_reason().is_some() {
+            queue.close();
+        } else {
+            routes.handlers.push((filter, queue.clone()));
+        }
+        queue
+    }
+
+    pub(crate) fn close_reason(&self) -> Option<Arc<CloseReason>> {
+        lock(&self.state).dead.clone()
+    }
+
+    /// The error of an operation refused because the connection is dead.
+    pub(crate) fn closed_error(&self) -> Error {
+        Error::Closed(self.close_reason().unwrap_or_else(closed_by_client))
+    }
+
+    /// Watches for death.
+    pub(crate) fn closed(&self) -> watch::Receiver<Option<Arc<CloseReason>>> {
+        self.closed.subscribe()
+    }
+
+    /// Requests registered and not yet answered.
+    pub(crate) fn pending_requests(&self) -> usize {
+        lock(&self.state).pending.len()
+    }
+
+    /// The child process, when this connection started it.
+    pub(crate) fn process(&self) -> Option<&ServerProcess> {
+        self.process.as_ref()
+    }
+
+    /// A timer on the connection's runtime, so a call awaited elsewhere (a
+    /// runtime without timers, another executor) is timed all the same.
+    pub(crate) fn sleep(&self, after: Duration) -> tokio::time::Sleep {
+        let _on = self.runtime.enter();
+        tokio::time::sleep(after)
+    }
+}
+
+/// The cause reported when the connection is gone without one recorded:
+/// only the client ends a connection without saying why.
+pub(crate) fn closed_by_client() -> Arc<CloseReason> {
+    Arc::new(CloseReason::ClosedByClient)
+}
