@@ -99,7 +99,7 @@ impl Client {
     /// Dropping the future before its message was queued sends nothing.
     /// Dropping it later abandons the request: its pending entry is removed
     /// (a late response is ignored) and the configured
-    /// [`CancelNotification`] is sent.
+    /// [`CancelNotification`](crate::CancelNotification) is sent.
     pub fn request<P: Serialize>(&self, method: &str, params: P) -> Call<'_, P> {
         Call::new(self, method, params)
     }

@@ -11,11 +11,11 @@ mod procfs;
 
 pub(crate) use owner::{Exit, ExitWatch, ServerProcess, Spawned};
 
+use owner::StartError;
+
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,17 +100,12 @@ impl ServerCommand {
         &self.program
     }
 
-    /// Starts the server with its three stdio piped, leading its own
-    /// process group, and hands it to its owner. A failure names the
-    /// culprit: the working directory, the program and the `PATH` searched,
-    /// or the permission missing.
+    /// Starts the server through its owner (see [`ServerProcess::start`]).
+    /// A failure names the culprit: the working directory, the program and
+    /// the `PATH` searched, or the permission missing.
     pub(crate) fn spawn(&self) -> Result<Spawned, Error> {
         let mut cmd = std::process::Command::new(&self.program);
-        cmd.args(&self.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+        cmd.args(&self.args);
         if self.env_clear {
             cmd.env_clear();
         }
@@ -123,11 +118,13 @@ impl ServerCommand {
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }
-        let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
-        ServerProcess::adopt(child).map_err(|e| Error::Spawn {
-            program: self.program.to_string_lossy().into_owned(),
-            problem: format!("could not watch it: {e}"),
-            source: Arc::new(e),
+        ServerProcess::start(cmd).map_err(|e| match e {
+            StartError::Spawn(e) => self.spawn_error(e),
+            StartError::Watch(e) => Error::Spawn {
+                program: self.program.to_string_lossy().into_owned(),
+                problem: format!("could not watch it: {e}"),
+                source: Arc::new(e),
+            },
         })
     }
 

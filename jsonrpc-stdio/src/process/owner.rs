@@ -26,8 +26,8 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -84,11 +84,33 @@ pub(crate) struct Spawned {
     pub(crate) stderr: ChildStderr,
 }
 
+/// Why a server could not be started.
+pub(crate) enum StartError {
+    /// The OS refused to start it.
+    Spawn(io::Error),
+    /// It started, but its exit could not be watched; it was killed and
+    /// reaped.
+    Watch(io::Error),
+}
+
 impl ServerProcess {
+    /// Starts `command` with its three stdio piped, leading a process group
+    /// of its own (the group every signal here is sent to), and takes
+    /// ownership of it.
+    pub(crate) fn start(mut command: Command) -> Result<Spawned, StartError> {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let child = command.spawn().map_err(StartError::Spawn)?;
+        Self::adopt(child).map_err(StartError::Watch)
+    }
+
     /// Takes ownership of a just-started child whose three stdio are piped,
     /// and starts the thread that waits for its exit. On failure the child
     /// is killed and reaped before the error is returned.
-    pub(crate) fn adopt(mut child: Child) -> io::Result<Spawned> {
+    fn adopt(mut child: Child) -> io::Result<Spawned> {
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
