@@ -33,15 +33,19 @@ fn is_gone(pid: u32) -> bool {
     }
 }
 
-/// Polls: a process that is not our child gives no event when it dies.
-const POLL: Duration = Duration::from_millis(5);
+/// Waits until `condition` holds, failing after 10 s with `what`. Only for
+/// what gives this test no event: a process that is not our child dying, one
+/// our client owns being reaped or stopping.
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
 
 async fn wait_gone(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !is_gone(pid) {
-        assert!(Instant::now() < deadline, "process {pid} still running");
-        tokio::time::sleep(POLL).await;
-    }
+    until(&format!("process {pid} still running"), || is_gone(pid)).await;
 }
 
 #[tokio::test]
@@ -338,9 +342,10 @@ async fn an_exited_server_stays_unreaped_until_the_client_lets_go() {
     // id, cannot be reused: signalling the group stays safe, however late.
     let client = spawn("exit 3");
     let pid = client.pid().unwrap();
+    // The owner publishes the exit only after deciding whether to reap: an
+    // exit seen here is one it chose not to reap.
     let reason = client.closed().await;
     assert_eq!(reason.exit_status().unwrap().code(), Some(3));
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(state_of(pid), Some('Z'), "reaped while the client holds it");
     let status = client.close().await.unwrap().unwrap();
     assert_eq!(status.code(), Some(3));
@@ -353,11 +358,7 @@ async fn dropping_a_client_of_an_exited_server_reaps_it() {
     let pid = client.pid().unwrap();
     client.closed().await;
     drop(client);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state_of(pid).is_some() {
-        assert!(Instant::now() < deadline, "never reaped");
-        tokio::time::sleep(POLL).await;
-    }
+    until("never reaped", || state_of(pid).is_none()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,8 +368,14 @@ async fn a_wait_stolen_by_someone_else_never_reports_a_made_up_status() {
     // could not know, never "exited with status 0".
     let client = spawn("read a; exit 7");
     let pid = nix::unistd::Pid::from_raw(client.pid().unwrap() as i32);
-    let thief = std::thread::spawn(move || nix::sys::wait::waitpid(pid, None));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (waiting, thief_waits) = tokio::sync::oneshot::channel();
+    let thief = std::thread::spawn(move || {
+        let _ = waiting.send(());
+        nix::sys::wait::waitpid(pid, None)
+    });
+    // The server exits only once told to, long after the thief's next step
+    // (its `waitpid`); either way the wait is stolen before the owner reaps.
+    thief_waits.await.unwrap();
     client.notify("go", json!(null)).unwrap();
     let stolen = thief.join().unwrap();
     assert!(
@@ -395,11 +402,22 @@ fn spawn_outside_a_runtime_is_an_error_and_starts_nothing() {
     let dir = std::env::temp_dir().join(format!("jsonrpc-no-runtime-{}", std::process::id()));
     let marker = dir.join("started");
     std::fs::create_dir_all(&dir).unwrap();
-    let touch = || sh(&format!("touch {}; cat", marker.display()));
-
+    // A process started by mistake would still be running, its environment
+    // naming the marker (kept across the `exec`), when `spawn` returns
+    // (which it does only after the exec): looked for at once, no waiting.
+    let touch = || sh(r#"touch "$JSONRPC_MARKER"; exec sleep 300"#).env("JSONRPC_MARKER", &marker);
+    let started = || {
+        let me = std::process::id();
+        jsonrpc_stdio::descendants(me).into_iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                String::from_utf8_lossy(&environ).contains(&*marker.to_string_lossy())
+            })
+        })
+    };
     let err = Client::spawn(touch()).unwrap_err();
     assert!(matches!(err, jsonrpc_stdio::Error::Runtime { .. }), "{err}");
     assert!(err.to_string().contains("tokio runtime"), "{err}");
+    assert!(!started(), "a process was started");
 
     for (what, runtime) in [
         (
@@ -422,8 +440,8 @@ fn spawn_outside_a_runtime_is_an_error_and_starts_nothing() {
         assert!(matches!(err, jsonrpc_stdio::Error::Runtime { .. }), "{err}");
         let expected = if what == "IO" { "no IO" } else { "no timers" };
         assert!(err.to_string().contains(expected), "{err}");
+        assert!(!started(), "a process was started without {what}");
     }
-    std::thread::sleep(Duration::from_millis(200));
     assert!(!marker.exists(), "a process was started");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -499,10 +517,14 @@ async fn a_program_without_execute_permission_says_permission_denied() {
 }
 
 /// A waker that panics: user code that runs while the client holds a lock.
-struct PanickingWaker;
+/// It says so first, so the test knows when the lock is being poisoned.
+struct PanickingWaker {
+    woken: tokio::sync::Notify,
+}
 
 impl futures::task::ArcWake for PanickingWaker {
-    fn wake_by_ref(_: &std::sync::Arc<Self>) {
+    fn wake_by_ref(waker: &std::sync::Arc<Self>) {
+        waker.woken.notify_one();
         panic!("a user's waker panicked");
     }
 }
@@ -512,18 +534,19 @@ async fn dropping_the_client_after_a_panic_poisoned_its_locks_does_not_panic() {
     let client = spawn(r#"read a; printf '{"method":"n"}\n'; cat > /dev/null"#);
     let pid = client.pid().unwrap();
     let mut notes = client.subscribe(Filter::method("n"));
-    let waker = futures::task::waker(std::sync::Arc::new(PanickingWaker));
+    let panicking = std::sync::Arc::new(PanickingWaker {
+        woken: tokio::sync::Notify::new(),
+    });
+    let waker = futures::task::waker(panicking.clone());
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(futures::Stream::poll_next(std::pin::Pin::new(&mut notes), &mut cx).is_pending());
     // The notification wakes that waker from inside the reader, which
-    // holds the routes lock: the panic poisons it.
+    // holds the routes lock: the panic poisons it. Once it is woken, the
+    // lock is poisoned before anyone else can take it, `Drop` included.
     client.notify("go", json!(null)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.stats().frames == 0 {
-        assert!(Instant::now() < deadline, "the notification never came");
-        tokio::time::sleep(POLL).await;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::timeout(Duration::from_secs(10), panicking.woken.notified())
+        .await
+        .expect("the notification never came");
     let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(client)));
     assert!(dropped.is_ok(), "Drop panicked");
     wait_gone(pid).await;
@@ -541,12 +564,11 @@ async fn a_full_queue_makes_requests_wait_and_notifications_fail_until_the_serve
         ))
         .unwrap();
     let pid = client.pid().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state_of(pid) != Some('T') {
-        assert!(Instant::now() < deadline, "the server never stopped");
-        tokio::time::sleep(POLL).await;
-    }
-    // The pipe fills first, then our queue.
+    until("the server never stopped", || state_of(pid) == Some('T')).await;
+    // The pipe fills first, then our queue. The pauses are the scenario's:
+    // they let the writer, on the other worker, push into the pipe until it
+    // is full; a queue that filled first would drain into it later, and the
+    // request below would find room at once.
     let chunk = "y".repeat(4096);
     let mut sent = 0;
     let full = loop {
@@ -571,9 +593,10 @@ async fn a_full_queue_makes_requests_wait_and_notifications_fail_until_the_serve
     // queue.
     let c = client.clone();
     let params = json!({ "data": chunk });
-    let call = tokio::spawn(async move { c.request("r", params).timeout(None).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!call.is_finished(), "{:?}", call.await);
+    let mut call = tokio::spawn(async move { c.request("r", params).timeout(None).await });
+    // Nothing to wait for: what is checked is that nothing happens.
+    let early = tokio::time::timeout(Duration::from_millis(200), &mut call).await;
+    assert!(early.is_err(), "{early:?}");
     assert_eq!(client.stats().pending_requests, 0, "not sent yet");
     assert!(client.stats().queued_bytes <= LIMIT as u64);
 
