@@ -23,13 +23,17 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`message`] | ids, error codes, and classifying a JSON value as request, notification or response |
-//! | [`framing`] | cutting frames out of the byte stream: newline-delimited JSON, or LSP-style `Content-Length` headers; bad frames are items, not errors; a frame too long to read still names the response it is |
-//! | [`Client`] (`client`) | the clonable handle; the pending table and the first cause of death live in one lock |
+//! | [`Client`] (`client`) | the clonable handle users hold; thin methods over the connection; the last clone dropped kills the server, never blocking |
+//! | [`Builder`] (`builder`) | settings; [`spawn`](Builder::spawn) or [`connect`](Builder::connect) builds the connection and starts its two tasks |
+//! | `connection` | the state every task shares and the only verbs that change it — register, resolve, abandon, die, send; the pending table and the first cause of death live under one lock |
+//! | [`Call`], [`TypedCall`] (`call`) | the futures callers await: queue, register, wait, time out; dropped, they abandon their request and send the [`CancelNotification`] |
 //! | `driver` | the reader task (route frames, watch the child's exit, decide the cause of death) and the writer task |
 //! | `outbox` | the outgoing queue, bounded in bytes: requests wait for room, notifications are refused |
 //! | `routes` | subscriber queues and server→client request queues, bounded, never blocking the reader |
-//! | [`process`] | what to run ([`ServerCommand`]), and the one owner of a started server: spawn, wait, signals, the `/proc` walks, reaping; helpers for a child subreaper |
+//! | [`ConnectionStats`] (`stats`) | counters of what the reader met, and what is in flight |
+//! | [`message`] | ids, error codes, and classifying a JSON value as request, notification or response |
+//! | [`framing`] | cutting frames out of the byte stream: newline-delimited JSON, or LSP-style `Content-Length` headers; bad frames are items, not errors; a frame too long to read still names the response it is |
+//! | [`process`] | what to run ([`ServerCommand`]); `process::owner`, the one owner of a started server: spawn, watch the exit, signals, the `/proc` walks, reaping; helpers for a child subreaper |
 //! | `stderr` | drains the child's stderr and keeps a bounded tail for death reports |
 //! | [`Request`], [`Notification`] (`typed`) | typed methods in the spirit of `lsp-types` |
 //!
@@ -100,7 +104,8 @@
 //! the permission missing.
 //!
 //! The child leads its own process group, and one owner
-//! (`process::owner`) alone waits for it, signals it and reaps it.
+//! (`process::owner`) alone starts it, waits for it, signals it and reaps
+//! it; the reader only watches for the exit the owner publishes.
 //! [`Client::close`] closes stdin, waits, sends SIGTERM to the group, waits,
 //! then SIGKILLs the group, every descendant and every process still holding
 //! the server's ends of its stdio pipes (a double-forked daemon), and reaps.
