@@ -274,3 +274,117 @@ impl Connection {
 pub(crate) fn closed_by_client() -> Arc<CloseReason> {
     Arc::new(CloseReason::ClosedByClient)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::CancelNotification;
+
+    fn connection(config: Builder) -> Connection {
+        Connection::new(config, None, Runtime::current())
+    }
+
+    /// Registers request `id` as a call does: room first, then the entry.
+    async fn register(
+        connection: &Connection,
+        id: i64,
+    ) -> Result<oneshot::Receiver<Answer>, Error> {
+        let bytes = format!("request {id}").into_bytes();
+        let room = connection
+            .outbox
+            .reserve(bytes.len())
+            .await
+            .map_err(|_| connection.closed_error())?;
+        connection.register(RequestId::from(id), bytes, room)
+    }
+
+    fn exited(code: i32) -> CloseReason {
+        use std::os::unix::process::ExitStatusExt;
+        CloseReason::Exited {
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stderr_tail: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn death_fails_every_pending_request_and_the_first_cause_wins() {
+        let connection = connection(Builder::default());
+        let first = register(&connection, 0).await.unwrap();
+        let second = register(&connection, 1).await.unwrap();
+        let won = connection.die(exited(3));
+        let lost = connection.die(CloseReason::ClosedByClient);
+        assert!(Arc::ptr_eq(&won, &lost), "a later cause replaced the first");
+        for rx in [first, second] {
+            match rx.await {
+                Ok(Answer::Closed(reason)) => assert!(Arc::ptr_eq(&reason, &won)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(connection.pending_requests(), 0);
+        assert!(connection.shutdown.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_request_registered_after_death_is_refused_with_the_cause() {
+        let connection = connection(Builder::default());
+        connection.die(exited(5));
+        let room = connection.outbox.reserve(1).await;
+        assert!(room.is_err(), "a dead connection's queue gave room");
+        // Room reserved before death, registered after: still refused.
+        let connection = self::connection(Builder::default());
+        let room = connection.outbox.reserve(1).await.unwrap();
+        connection.die(exited(5));
+        let refused = connection.register(RequestId::from(0), vec![b'x'], room);
+        assert!(
+            matches!(&refused, Err(Error::Closed(r)) if r.exit_status().unwrap().code() == Some(5)),
+            "{refused:?}"
+        );
+        assert_eq!(connection.pending_requests(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_response_resolves_its_caller_once() {
+        let connection = connection(Builder::default());
+        let rx = register(&connection, 7).await.unwrap();
+        let id = RequestId::from(7);
+        assert!(connection.resolve(&id, Answer::Response(Ok(Value::from(1)))));
+        assert!(!connection.resolve(&id, Answer::Response(Ok(Value::from(2)))));
+        assert!(matches!(rx.await, Ok(Answer::Response(Ok(v))) if v == 1));
+        let unknown = connection.stats.unknown_responses.load(Ordering::Relaxed);
+        assert_eq!(unknown, 1);
+    }
+
+    #[tokio::test]
+    async fn abandoning_removes_the_entry_and_sends_one_cancel() {
+        let connection =
+            connection(Builder::default().cancel_notification(CancelNotification::lsp()));
+        let _rx = register(&connection, 0).await.unwrap();
+        let queued = connection.outbox.queued_bytes();
+        connection.abandon(&RequestId::from(0));
+        assert_eq!(connection.pending_requests(), 0);
+        assert!(
+            connection.outbox.queued_bytes() > queued,
+            "no cancel queued"
+        );
+        // Twice, or after the answer: nothing more to cancel.
+        let queued = connection.outbox.queued_bytes();
+        connection.abandon(&RequestId::from(0));
+        assert_eq!(connection.outbox.queued_bytes(), queued);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_added_after_death_is_closed_at_once() {
+        use futures::StreamExt;
+        let connection = Arc::new(connection(Builder::default()));
+        let before = connection.subscribe(Filter::prefix(""));
+        let before = crate::Subscription::new(before, connection.clone());
+        connection.die(CloseReason::ClosedByClient);
+        let after = connection.subscribe(Filter::prefix(""));
+        let after = crate::Subscription::new(after, connection.clone());
+        for subscription in [before, after] {
+            let items: Vec<_> = subscription.collect().await;
+            assert!(matches!(&items[..], [Err(Error::Closed(_))]), "{items:?}");
+        }
+        assert!(lock(&connection.routes).subscribers.is_empty());
+    }
+}
