@@ -373,8 +373,9 @@ async fn a_wait_stolen_by_someone_else_never_reports_a_made_up_status() {
         let _ = waiting.send(());
         nix::sys::wait::waitpid(pid, None)
     });
-    // The server exits only once told to, long after the thief's next step
-    // (its `waitpid`); either way the wait is stolen before the owner reaps.
+    // The thief's `waitpid` starts a step after its signal; the server
+    // exits only after a round trip through its stdin. (Even a later
+    // `waitpid` would steal: the owner leaves the zombie until close.)
     thief_waits.await.unwrap();
     client.notify("go", json!(null)).unwrap();
     let stolen = thief.join().unwrap();
