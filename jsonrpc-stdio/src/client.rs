@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::builder::Builder;
-use crate::call::{Call, TypedCall};
+use crate::call::{Call, RawCall, TypedCall};
 use crate::connection::{closed_by_client, Connection};
 use crate::error::{CloseReason, Error};
 use crate::message::encode_notification;
@@ -104,8 +104,18 @@ impl Client {
         Call::new(self, method, params)
     }
 
+    /// Calls `method` and returns its result undecoded: the bytes of the
+    /// response's `result`, as the server wrote them. For results to pass
+    /// on, store, or decode later, without building a `Value`.
+    ///
+    /// # Cancel safety
+    /// As for [`request`](Self::request).
+    pub fn request_raw<P: Serialize>(&self, method: &str, params: P) -> RawCall<'_, P> {
+        RawCall::from(Call::new(self, method, params))
+    }
+
     /// Calls a typed request: `R::METHOD` with `R::Params`, decoded as
-    /// `R::Result`.
+    /// `R::Result`, straight from the response's bytes (no `Value` is built).
     ///
     /// # Cancel safety
     /// As for [`request`](Self::request).

@@ -17,12 +17,12 @@
 //!   answers it (or, for `abandon`, nobody is left to answer).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::Value;
 use tokio::runtime::Handle as Runtime;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,7 @@ use crate::builder::Builder;
 use crate::error::{CloseReason, Error};
 use crate::lock;
 use crate::message::Notification;
-use crate::message::{ErrorObject, RequestId};
+use crate::message::{ErrorObject, RawResult, RequestId};
 use crate::outbox::{Outbox, Refused, Reservation};
 use crate::process::ServerProcess;
 use crate::routes::{Filter, IncomingRequest, Queue, Routes};
@@ -40,16 +40,44 @@ use crate::stats::Stats;
 /// What a pending caller is waiting for.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    /// The server's answer.
-    Response(Result<Value, ErrorObject>),
+    /// The server's answer, its result still undecoded.
+    Response(Result<RawResult, ErrorObject>),
     /// The answer was longer than the maximum frame length; it was discarded.
     TooLarge { limit: usize },
     /// The connection died first.
     Closed(Arc<CloseReason>),
 }
 
+/// Hashes the ids this connection hands out (0, 1, 2, ...) with one
+/// multiplication: SipHash guards tables keyed by what an attacker chooses,
+/// and these keys are ours. The multiplier spreads consecutive ids over the
+/// high bits, which the table's probing reads.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `i64` keys; kept correct for any other.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Keyed by the numeric id: the connection numbers its own requests, so a
+/// response with any other id (a string) answers nobody.
+type Pending = HashMap<i64, oneshot::Sender<Answer>, BuildHasherDefault<IdHasher>>;
+
 struct State {
-    pending: HashMap<RequestId, oneshot::Sender<Answer>>,
+    pending: Pending,
     /// The first cause of death. Set once, under the same lock that guards
     /// `pending`, so no request can be registered after the drain.
     dead: Option<Arc<CloseReason>>,
@@ -81,7 +109,7 @@ impl Connection {
     pub(crate) fn new(config: Builder, process: Option<ServerProcess>, runtime: Runtime) -> Self {
         Connection {
             state: Mutex::new(State {
-                pending: HashMap::new(),
+                pending: Pending::default(),
                 dead: None,
             }),
             next_id: AtomicI64::new(0),
@@ -97,15 +125,15 @@ impl Connection {
     }
 
     /// The id of the next request: 0, 1, 2, ...
-    pub(crate) fn next_id(&self) -> RequestId {
-        RequestId::from(self.next_id.fetch_add(1, Ordering::Relaxed))
+    pub(crate) fn next_id(&self) -> i64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Registers a pending request and queues its bytes in the room
     /// reserved for them, atomically with respect to death.
     pub(crate) fn register(
         &self,
-        id: RequestId,
+        id: i64,
         bytes: Vec<u8>,
         room: Reservation<'_>,
     ) -> Result<oneshot::Receiver<Answer>, Error> {
@@ -125,7 +153,9 @@ impl Connection {
     /// nobody waits on it (late, duplicate or unknown id), which is counted.
     /// The reader is the only caller, so answers go out in wire order.
     pub(crate) fn resolve(&self, id: &RequestId, answer: Answer) -> bool {
-        let waiter = lock(&self.state).pending.remove(id);
+        let waiter = id
+            .as_i64()
+            .and_then(|id| lock(&self.state).pending.remove(&id));
         match waiter {
             // A send fails only when the caller stopped waiting after the
             // removal; its answer is moot.
@@ -143,10 +173,10 @@ impl Connection {
     /// Forgets a request whose caller stopped waiting (dropped, timed out);
     /// tells the server when configured to, unless the connection is dead
     /// (nobody would read it) or the answer had already come.
-    pub(crate) fn abandon(&self, id: &RequestId) {
+    pub(crate) fn abandon(&self, id: i64) {
         let was_pending = {
             let mut st = lock(&self.state);
-            st.pending.remove(id).is_some() && st.dead.is_none()
+            st.pending.remove(&id).is_some() && st.dead.is_none()
         };
         if !was_pending {
             return;
@@ -155,7 +185,7 @@ impl Connection {
             .config
             .cancel_notification
             .as_ref()
-            .and_then(|cancel| cancel.encode(id))
+            .and_then(|cancel| cancel.encode(&RequestId::from(id)))
         {
             self.send_reply("a cancel notification", bytes);
         }
@@ -279,6 +309,7 @@ pub(crate) fn closed_by_client() -> Arc<CloseReason> {
 mod tests {
     use super::*;
     use crate::call::CancelNotification;
+    use serde_json::Value;
 
     fn connection(config: Builder) -> Connection {
         Connection::new(config, None, Runtime::current())
@@ -295,7 +326,7 @@ mod tests {
             .reserve(bytes.len())
             .await
             .map_err(|_| connection.closed_error())?;
-        connection.register(RequestId::from(id), bytes, room)
+        connection.register(id, bytes, room)
     }
 
     fn exited(code: i32) -> CloseReason {
@@ -334,7 +365,7 @@ mod tests {
         let connection = self::connection(Builder::default());
         let room = connection.outbox.reserve(1).await.unwrap();
         connection.die(exited(5));
-        let refused = connection.register(RequestId::from(0), vec![b'x'], room);
+        let refused = connection.register(0, vec![b'x'], room);
         assert!(
             matches!(&refused, Err(Error::Closed(r)) if r.exit_status().unwrap().code() == Some(5)),
             "{refused:?}"
@@ -347,11 +378,16 @@ mod tests {
         let connection = connection(Builder::default());
         let rx = register(&connection, 7).await.unwrap();
         let id = RequestId::from(7);
-        assert!(connection.resolve(&id, Answer::Response(Ok(Value::from(1)))));
-        assert!(!connection.resolve(&id, Answer::Response(Ok(Value::from(2)))));
-        assert!(matches!(rx.await, Ok(Answer::Response(Ok(v))) if v == 1));
+        let answer = |v: i64| Answer::Response(Ok(RawResult::from_value(&Value::from(v))));
+        assert!(connection.resolve(&id, answer(1)));
+        assert!(!connection.resolve(&id, answer(2)));
+        assert!(matches!(rx.await, Ok(Answer::Response(Ok(v))) if v.as_bytes() == b"1"));
+        // Our ids are numbers: the string "8" answers nobody, not request 8.
+        let _rx = register(&connection, 8).await.unwrap();
+        assert!(!connection.resolve(&RequestId::from("8"), answer(3)));
+        assert_eq!(connection.pending_requests(), 1);
         let unknown = connection.stats.unknown_responses.load(Ordering::Relaxed);
-        assert_eq!(unknown, 1);
+        assert_eq!(unknown, 2);
     }
 
     #[tokio::test]
@@ -360,7 +396,7 @@ mod tests {
             connection(Builder::default().cancel_notification(CancelNotification::lsp()));
         let _rx = register(&connection, 0).await.unwrap();
         let queued = connection.outbox.queued_bytes();
-        connection.abandon(&RequestId::from(0));
+        connection.abandon(0);
         assert_eq!(connection.pending_requests(), 0);
         assert!(
             connection.outbox.queued_bytes() > queued,
@@ -368,7 +404,7 @@ mod tests {
         );
         // Twice, or after the answer: nothing more to cancel.
         let queued = connection.outbox.queued_bytes();
-        connection.abandon(&RequestId::from(0));
+        connection.abandon(0);
         assert_eq!(connection.outbox.queued_bytes(), queued);
     }
 

@@ -21,7 +21,9 @@ use crate::connection::{Answer, Connection};
 use crate::error::CloseReason;
 use crate::framing::{BadFrame, Frame, FrameCodec, Framing};
 use crate::lock;
-use crate::message::{encode_response, ErrorCode, ErrorObject, Message, Response};
+use crate::message::{
+    encode_response, parse_response, ErrorCode, ErrorObject, Message, RawResult, Response,
+};
 use crate::process::{Exit, ExitWatch};
 use crate::routes::IncomingRequest;
 use crate::stderr::StderrTail;
@@ -210,7 +212,15 @@ fn handle_frame(connection: &Arc<Connection>, frame: Frame) {
         }
     };
     tracing::trace!(frame = %String::from_utf8_lossy(&bytes), "frame from server");
-    // The common case, one message, without the batch's `Vec`.
+    // The common case, a response, without building a `Value`: its result
+    // stays in the frame's bytes until its caller decodes it.
+    if let Some((id, result)) = parse_response(&bytes) {
+        if !connection.resolve(&id, Answer::Response(result)) {
+            tracing::debug!(%id, "response to no pending request (late, duplicate or unknown id)");
+        }
+        return;
+    }
+    // One message, without the batch's `Vec`.
     if bytes.trim_ascii_start().first() != Some(&b'[') {
         match Message::parse_one(&bytes) {
             Ok(message) => route(connection, message),
@@ -246,6 +256,7 @@ fn route(connection: &Arc<Connection>, message: Message) {
             id: Some(id),
             result,
         }) => {
+            let result = result.map(|value| RawResult::from_value(&value));
             if !connection.resolve(&id, Answer::Response(result)) {
                 tracing::debug!(%id, "response to no pending request (late, duplicate or unknown id)");
             }

@@ -138,11 +138,11 @@ mod stderr;
 mod typed;
 
 pub use builder::{Builder, DEFAULT_MAX_QUEUED_BYTES};
-pub use call::{Call, CancelNotification, TypedCall};
+pub use call::{Call, CancelNotification, RawCall, TypedCall};
 pub use client::Client;
 pub use error::{CloseReason, Error};
 pub use framing::Framing;
-pub use message::{ErrorCode, ErrorObject, Message, RequestId};
+pub use message::{ErrorCode, ErrorObject, Message, RawResult, RequestId};
 pub use process::{descendants, ServerCommand};
 pub use routes::{Filter, IncomingRequest, IncomingRequests, Subscription};
 pub use stats::ConnectionStats;

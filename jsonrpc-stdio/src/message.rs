@@ -7,8 +7,10 @@
 
 use std::fmt;
 
+use bytes::Bytes;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// A request id: a number or a string. `1` and `"1"` are different ids.
@@ -344,6 +346,100 @@ impl Message {
     }
 }
 
+/// A response's `result`, still as the bytes it had in the frame: the
+/// caller decodes it into whatever it wants (a typed result, a [`Value`]),
+/// or keeps it raw. The reader never builds a [`Value`] for it.
+///
+/// Always one complete JSON value (checked when the frame was read).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawResult(Bytes);
+
+impl RawResult {
+    /// The JSON text of the result.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The JSON text of the result as a `str` (checked as UTF-8 here, which
+    /// is cheap next to parsing it).
+    pub fn as_str(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.0)
+    }
+
+    /// Decodes the result into `T`.
+    pub fn deserialize<T: de::DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_slice(&self.0)
+    }
+
+    /// The bytes, shared with the frame they were read from.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    pub(crate) fn from_value(value: &Value) -> RawResult {
+        // A `Value` always serializes.
+        RawResult(Bytes::from(
+            serde_json::to_vec(value).expect("a JSON value always serializes"),
+        ))
+    }
+}
+
+impl fmt::Debug for RawResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawResult({})", String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// The members a response is told apart by, borrowed from the frame.
+/// `present_raw` keeps `"result": null` apart from no `result`.
+#[derive(Deserialize)]
+struct ResponseWire<'a> {
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    error: Option<&'a RawValue>,
+}
+
+fn present_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Reads a frame that is a plain response to a request — an object with an
+/// integer or string id and exactly one of `result` and `error` — without
+/// building a [`Value`]: the result stays a slice of the frame. Anything
+/// else (requests, notifications, batches, odd shapes, bad JSON) gives
+/// `None`, and [`Message::parse`] decides what it is, so the two agree on
+/// every input this accepts.
+pub(crate) fn parse_response(frame: &Bytes) -> Option<(RequestId, Result<RawResult, ErrorObject>)> {
+    if frame.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    let wire: ResponseWire<'_> = serde_json::from_slice(frame).ok()?;
+    if wire.method.is_some() {
+        return None;
+    }
+    // Read as `Message::parse` reads ids: `-0` and `1e3` are floats there,
+    // and fail here too.
+    let id = wire.id?.get();
+    let id = if id.starts_with('"') {
+        RequestId::from(serde_json::from_str::<String>(id).ok()?)
+    } else {
+        RequestId::from(serde_json::from_str::<i64>(id).ok()?)
+    };
+    let result = match (wire.result, wire.error) {
+        (Some(result), None) => Ok(RawResult(frame.slice_ref(result.get().as_bytes()))),
+        (None, Some(error)) if error.get().starts_with('{') => {
+            Err(serde_json::from_str::<ErrorObject>(error.get()).ok()?)
+        }
+        _ => return None,
+    };
+    Some((id, result))
+}
+
 #[derive(Serialize)]
 struct OutRequest<'a, P: ?Sized> {
     jsonrpc: &'static str,
@@ -550,6 +646,53 @@ mod tests {
         assert!(matches!(items[1], Ok(Message::Response(_))));
         assert!(items[2].is_err());
         assert_eq!(Message::parse(b" []"), Err(ShapeError::EmptyBatch));
+    }
+
+    #[test]
+    fn the_response_fast_path_agrees_with_the_general_parser() {
+        let frames = [
+            r#"{"id":1,"result":{"a":[1,2]}}"#,
+            r#" {"jsonrpc":"2.0","result":null,"id":"x"}"#,
+            r#"{"id":7,"error":{"code":-32600,"message":"no","data":[1]}}"#,
+            r#"{"id":-3,"result":"s"}"#,
+        ];
+        for frame in frames {
+            let bytes = Bytes::from(frame);
+            let (id, result) = parse_response(&bytes).expect(frame);
+            let Ok(Message::Response(Response {
+                id: Some(want_id),
+                result: want,
+            })) = Message::parse_one(frame.as_bytes())
+            else {
+                panic!("{frame}: not a response to the general parser");
+            };
+            assert_eq!(id, want_id, "{frame}");
+            match (result, want) {
+                (Ok(raw), Ok(value)) => assert_eq!(raw.deserialize::<Value>().unwrap(), value),
+                (Err(e), Err(want)) => assert_eq!(e, want),
+                (got, want) => panic!("{frame}: {got:?} vs {want:?}"),
+            }
+        }
+        // Everything else is left to the general parser, which rejects or
+        // classifies it otherwise.
+        let others = [
+            r#"{"id":1,"method":"m"}"#,
+            r#"{"method":"m","params":{}}"#,
+            r#"[{"id":1,"result":1}]"#,
+            r#"{"id":null,"error":{"code":1,"message":""}}"#,
+            r#"{"id":-0,"result":1}"#,
+            r#"{"id":1e3,"result":1}"#,
+            r#"{"id":1.5,"result":1}"#,
+            r#"{"id":1,"error":[-32600,"x"]}"#,
+            r#"{"id":1,"result":1,"error":{"code":1,"message":""}}"#,
+            r#"{"id":1}"#,
+            r#"{"id":1,"result":1,"result":2}"#,
+            r#"{"id":1,"result":tru}"#,
+            r#"{"result":1}"#,
+        ];
+        for frame in others {
+            assert!(parse_response(&Bytes::from(frame)).is_none(), "{frame}");
+        }
     }
 
     #[test]

@@ -516,6 +516,40 @@ async fn typed_calls_decode_the_result_or_say_why_not() {
 }
 
 #[tokio::test]
+async fn raw_results_keep_the_servers_bytes_whether_alone_or_in_a_batch() {
+    let (client, mut server) = connect();
+    let c = client.clone();
+    let alone = tokio::spawn(async move { c.request_raw("a", json!(null)).await });
+    let req = server.recv().await;
+    // Spacing and key order are the server's, kept as written.
+    server
+        .send(
+            format!(
+                "{{\"id\":{},\"result\": {{\"b\":1, \"a\":[2]}} }}\n",
+                req["id"]
+            )
+            .as_bytes(),
+        )
+        .await;
+    let raw = alone.await.unwrap().unwrap();
+    assert_eq!(raw.as_str().unwrap(), r#"{"b":1, "a":[2]}"#);
+    assert_eq!(
+        raw.deserialize::<Value>().unwrap(),
+        json!({"a": [2], "b": 1})
+    );
+
+    // A batch takes the general path; its result is re-encoded, same value.
+    let c = client.clone();
+    let batched = tokio::spawn(async move { c.request("b", json!(null)).raw().await });
+    let req = server.recv().await;
+    server
+        .send(format!("[{{\"id\":{},\"result\":{{\"x\":null}}}}]\n", req["id"]).as_bytes())
+        .await;
+    let raw = batched.await.unwrap().unwrap();
+    assert_eq!(raw.deserialize::<Value>().unwrap(), json!({"x": null}));
+}
+
+#[tokio::test]
 async fn stats_show_the_requests_pending_and_the_bytes_queued() {
     let (client, mut server) = connect();
     assert_eq!(client.stats().pending_requests, 0);
