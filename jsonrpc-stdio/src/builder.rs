@@ -217,15 +217,10 @@ impl Builder {
         let (process, watch) = process.unzip();
         let connection = Arc::new(Connection::new(self, process, runtime.clone()));
         let (write_failed_tx, write_failed_rx) = oneshot::channel();
-        runtime.spawn(
-            driver::write(
-                writer,
-                connection.clone(),
-                connection.config.framing,
-                write_failed_tx,
-            )
-            .instrument(span.clone()),
-        );
+        connection
+            .outbox
+            .attach(writer, connection.config.framing, write_failed_tx);
+        runtime.spawn(driver::write(connection.clone()).instrument(span.clone()));
         runtime.spawn(
             driver::read(connection.clone(), reader, watch, write_failed_rx).instrument(span),
         );

@@ -9,17 +9,16 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use futures::StreamExt;
+use tokio::io::AsyncRead;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 
 use crate::connection::{Answer, Connection};
 use crate::error::CloseReason;
-use crate::framing::{BadFrame, Frame, FrameCodec, Framing};
+use crate::framing::{BadFrame, Frame, FrameCodec};
 use crate::lock;
 use crate::message::{
     encode_response, parse_response, ErrorCode, ErrorObject, Message, RawResult, Response,
@@ -38,42 +37,17 @@ pub(crate) struct Process {
 }
 
 /// Writes queued messages, flushing once per burst rather than per message.
-/// Stops when the connection dies (dropping `writer`, which closes the
+/// Stops when the connection dies, dropping the pipe (which closes the
 /// server's stdin, even mid-write to a server that stopped reading), or on
 /// the first write error (reported to the reader, which decides the cause
-/// of death).
-pub(crate) async fn write<W: AsyncWrite>(
-    writer: W,
-    connection: Arc<Connection>,
-    framing: Framing,
-    failed: oneshot::Sender<io::Error>,
-) {
-    // Outgoing frames are ours and never checked against the read limit.
-    let mut sink = std::pin::pin!(FramedWrite::new(
-        writer,
-        FrameCodec::new(framing, usize::MAX)
-    ));
-    let outbox = &connection.outbox;
-    let writing = async {
-        let mut batch: Vec<Bytes> = Vec::new();
-        while outbox.take_batch(&mut batch).await.is_some() {
-            let len: usize = batch.iter().map(Bytes::len).sum();
-            for bytes in batch.drain(..) {
-                tracing::trace!(frame = %String::from_utf8_lossy(&bytes), "frame to server");
-                sink.feed(bytes).await?;
-            }
-            sink.flush().await?;
-            outbox.written(len);
-        }
-        Ok::<(), io::Error>(())
-    };
-    let result = tokio::select! {
-        result = writing => result,
-        _ = connection.shutdown.cancelled() => Ok(()),
-    };
-    if let Err(e) = result {
-        let _ = failed.send(e);
+/// of death). A caller may write instead when the pipe is free; see
+/// [`Outbox::write_now`](crate::outbox::Outbox::write_now).
+pub(crate) async fn write(connection: Arc<Connection>) {
+    tokio::select! {
+        _ = connection.outbox.write_all() => {}
+        _ = connection.shutdown.cancelled() => {}
     }
+    connection.outbox.detach();
 }
 
 /// How the read loop ended.
@@ -94,11 +68,20 @@ pub(crate) async fn read<R: AsyncRead>(
     connection: Arc<Connection>,
     reader: R,
     mut process: Option<Process>,
-    mut write_failed: oneshot::Receiver<io::Error>,
+    write_failed: oneshot::Receiver<io::Error>,
 ) {
     let config = &connection.config;
     let codec = FrameCodec::new(config.framing, config.max_frame_length);
     let mut frames = std::pin::pin!(FramedRead::new(reader, codec));
+    // The pipe, and with it the sender, is dropped as the connection dies,
+    // maybe before the reader sees the death: a sender gone unsent says
+    // nothing, and must not end the loop, nor be polled again once done.
+    let mut write_failed = std::pin::pin!(async move {
+        match write_failed.await {
+            Ok(e) => e,
+            Err(_) => std::future::pending().await,
+        }
+    });
     let grace = config.exit_grace;
     let mut exit: Option<Exit> = None;
     let mut drain_deadline: Option<Instant> = None;
@@ -130,7 +113,7 @@ pub(crate) async fn read<R: AsyncRead>(
                 if drain_deadline.is_some() => {
                 break End::ExitedOutputOpen;
             }
-            Ok(e) = &mut write_failed => break End::WriteFailed(e),
+            e = &mut write_failed => break End::WriteFailed(e),
             _ = connection.shutdown.cancelled() => break End::Shutdown,
         }
     };

@@ -28,7 +28,7 @@
 //! | `connection` | the state every task shares and the only verbs that change it — register, resolve, abandon, die, send; the pending table and the first cause of death live under one lock |
 //! | [`Call`], [`TypedCall`] (`call`) | the futures callers await: queue, register, wait, time out; dropped, they abandon their request and send the [`CancelNotification`] |
 //! | `driver` | the reader task (route frames, watch the child's exit, decide the cause of death) and the writer task |
-//! | `outbox` | the outgoing queue, bounded in bytes: requests wait for room, notifications are refused |
+//! | `outbox` | the outgoing queue, bounded in bytes: requests wait for room, notifications are refused; it owns the pipe, which the writer task drains, or a caller whose request is alone in flight, when the pipe is free |
 //! | `routes` | subscriber queues and server→client request queues, bounded, never blocking the reader |
 //! | [`ConnectionStats`] (`stats`) | counters of what the reader met, and what is in flight |
 //! | [`message`] | ids, error codes, and classifying a JSON value as request, notification or response |
@@ -43,8 +43,15 @@
 //! notification into each matching subscriber's queue, a server request to the
 //! first matching request stream (or an error reply when none matches). The
 //! reader never waits on a consumer, so one slow subscriber cannot stall the
-//! rest. Outgoing messages are serialized by the caller and queued to the writer
-//! task, which flushes once per burst.
+//! rest. A response's result reaches its caller as bytes (a
+//! [`RawResult`]): the caller decodes it, into its own type with
+//! [`Client::call`], a `Value` with [`Client::request`], or not at all with
+//! [`Client::request_raw`]. Outgoing messages are serialized by the caller
+//! and queued; the writer task writes them, flushing once per burst, except
+//! that a request alone in flight is written by its caller when the pipe is
+//! free (saving the writer's wake-up, most of a sequential round trip on a
+//! multi-thread runtime). A write error on either path ends the connection
+//! with its cause, as any other death.
 //!
 //! # Liveness
 //!

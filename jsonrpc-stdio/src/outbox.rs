@@ -8,17 +8,35 @@
 //! ([`Full`]) and a request waits for room ([`Outbox::reserve`]); nothing is
 //! dropped. A message larger than the whole limit still goes, alone, once
 //! the queue is empty: it could never go otherwise.
+//!
+//! The queue also owns the pipe (its [`Sink`]), so that whoever finds it
+//! free can write: the writer task, or a caller whose request is the only
+//! one in flight ([`Outbox::write_now`]). Writing from the caller saves the
+//! writer task's wake-up, which on a multi-thread runtime is a wake-up of
+//! another thread and most of a sequential round trip. A caller never
+//! waits on the pipe: what it cannot write at once, the writer task writes.
+//! Either way the bytes leave in queue order, because both drain the one
+//! queue under the one `sink` lock. Lock order: `sink`, then `state`.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Mutex, TryLockError};
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use tokio::sync::Notify;
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncWrite;
+use tokio::sync::{oneshot, Notify};
+use tokio_util::codec::Encoder;
 
+use crate::framing::{FrameCodec, Framing};
 use crate::lock;
 
 pub(crate) struct Outbox {
     state: Mutex<State>,
+    /// The pipe; `None` before [`attach`](Self::attach) and after death or
+    /// a write error (dropping it closes the server's stdin).
+    sink: Mutex<Option<Sink>>,
     limit: usize,
     /// Wakes the writer when a message is queued or the queue closes.
     writer: Notify,
@@ -31,6 +49,26 @@ struct State {
     /// Queued, reserved, or being written.
     bytes: usize,
     closed: bool,
+}
+
+/// The write end of the connection, with what is on its way into it.
+struct Sink {
+    writer: Pin<Box<dyn AsyncWrite + Send>>,
+    /// Outgoing frames are ours and never checked against the read limit.
+    codec: FrameCodec,
+    /// Framed bytes not yet handed to the OS.
+    buf: BytesMut,
+    /// The queue's count of the messages in `buf`, given back as room once
+    /// `buf` is empty.
+    in_buf: usize,
+    /// Bytes went out since the last flush.
+    unflushed: bool,
+    /// Tells the reader, which decides the cause of death, that a write failed.
+    failed: Option<oneshot::Sender<io::Error>>,
+    /// The writer task waits for the pipe to take more: its waker is the
+    /// one registered with the pipe, and a caller's poll (with a waker
+    /// that does nothing) would replace it, and the writer never wake.
+    writer_waits: bool,
 }
 
 /// The queue holds its limit; nothing was queued.
@@ -70,6 +108,7 @@ impl Outbox {
                 bytes: 0,
                 closed: false,
             }),
+            sink: Mutex::new(None),
             limit,
             writer: Notify::new(),
             room: Notify::new(),
@@ -114,17 +153,26 @@ impl Outbox {
         }
     }
 
-    /// Queues `message` in the room `reservation` holds.
-    pub(crate) fn push_reserved(&self, mut reservation: Reservation<'_>, message: Bytes) {
+    /// Queues `message` in the room `reservation` holds, and wakes the
+    /// writer task.
+    pub(crate) fn push_reserved(&self, reservation: Reservation<'_>, message: Bytes) {
+        if self.queue(reservation, message) {
+            self.writer.notify_one();
+        }
+    }
+
+    /// Queues `message` in the room `reservation` holds, waking nobody: the
+    /// caller follows with [`write_now`](Self::write_now). False when the
+    /// queue is closed (then the room is given back).
+    pub(crate) fn queue(&self, mut reservation: Reservation<'_>, message: Bytes) -> bool {
         debug_assert_eq!(reservation.len, message.len());
         let mut st = lock(&self.state);
         if st.closed {
-            return; // The reservation gives its room back.
+            return false;
         }
         reservation.len = 0;
         st.messages.push_back(message);
-        drop(st);
-        self.writer.notify_one();
+        true
     }
 
     /// Queues `message` if it fits now.
@@ -145,24 +193,138 @@ impl Outbox {
         self.room.notify_waiters();
     }
 
-    /// For the writer: everything queued, or `None` once closed.
-    pub(crate) async fn take_batch(&self, batch: &mut Vec<Bytes>) -> Option<()> {
+    /// Gives the queue its pipe; `failed` learns of the first write error.
+    pub(crate) fn attach<W: AsyncWrite + Send + 'static>(
+        &self,
+        writer: W,
+        framing: Framing,
+        failed: oneshot::Sender<io::Error>,
+    ) {
+        *lock(&self.sink) = Some(Sink {
+            writer: Box::pin(writer),
+            codec: FrameCodec::new(framing, usize::MAX),
+            buf: BytesMut::new(),
+            in_buf: 0,
+            unflushed: false,
+            failed: Some(failed),
+            writer_waits: false,
+        });
+    }
+
+    /// Drops the pipe, closing the server's stdin, even mid-write to a
+    /// server that stopped reading.
+    pub(crate) fn detach(&self) {
+        let sink = lock(&self.sink).take();
+        drop(sink);
+    }
+
+    /// Wakes the writer task to write what is queued.
+    pub(crate) fn wake_writer(&self) {
+        self.writer.notify_one();
+    }
+
+    /// For a caller that has just queued: writes the queue out on this
+    /// thread if nobody else is writing and the pipe takes it without
+    /// waiting; otherwise (or for what is left) wakes the writer task.
+    /// Never blocks: the lock is only ever held for writes that do not wait.
+    pub(crate) fn write_now(&self) {
+        let done = match self.sink.try_lock() {
+            Ok(sink) if sink.as_ref().is_some_and(|s| s.writer_waits) => false,
+            Ok(mut sink) => {
+                let waker = futures::task::noop_waker_ref();
+                // A `Pending` leaves the no-op waker registered with the
+                // pipe until the writer task, woken below, polls it with
+                // its own.
+                let mut cx = Context::from_waker(waker);
+                self.poll_out(&mut sink, &mut cx, false).is_ready()
+            }
+            // Whoever holds it may already have looked at the queue: the
+            // writer task looks again.
+            Err(TryLockError::WouldBlock) | Err(TryLockError::Poisoned(_)) => false,
+        };
+        if !done {
+            self.writer.notify_one();
+        }
+    }
+
+    /// For the writer task: writes everything queued, waiting on the pipe
+    /// as needed, then waits for more. Returns when the queue is closed or
+    /// a write failed (the reader has been told).
+    pub(crate) async fn write_all(&self) {
         loop {
             let notified = self.writer.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let mut st = lock(&self.state);
-                if st.closed {
-                    return None;
-                }
-                if !st.messages.is_empty() {
-                    batch.extend(st.messages.drain(..));
-                    return Some(());
-                }
+            let result =
+                std::future::poll_fn(|cx| self.poll_out(&mut lock(&self.sink), cx, true)).await;
+            if result.is_err() || lock(&self.state).closed {
+                return;
             }
             notified.await;
         }
+    }
+
+    /// Drains the queue into the pipe as far as it goes without waiting. On
+    /// a write error the pipe is dropped and the reader told; `Err` then.
+    /// `by_writer`: the writer task's waker is in `cx`.
+    fn poll_out(
+        &self,
+        sink: &mut Option<Sink>,
+        cx: &mut Context<'_>,
+        by_writer: bool,
+    ) -> Poll<Result<(), ()>> {
+        let Some(s) = sink.as_mut() else {
+            return Poll::Ready(Err(()));
+        };
+        let drained = self.poll_drain(s, cx);
+        if by_writer {
+            s.writer_waits = drained.is_pending();
+        }
+        match drained {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => {
+                if let Some(failed) = s.failed.take() {
+                    let _ = failed.send(e);
+                }
+                *sink = None;
+                Poll::Ready(Err(()))
+            }
+        }
+    }
+
+    fn poll_drain(&self, sink: &mut Sink, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if sink.buf.is_empty() {
+                if sink.in_buf > 0 {
+                    self.written(std::mem::take(&mut sink.in_buf));
+                }
+                let mut st = lock(&self.state);
+                if st.closed || st.messages.is_empty() {
+                    break;
+                }
+                for message in st.messages.drain(..) {
+                    sink.in_buf += message.len();
+                    tracing::trace!(frame = %String::from_utf8_lossy(&message), "frame to server");
+                    sink.codec.encode(message, &mut sink.buf)?;
+                }
+            }
+            match sink.writer.as_mut().poll_write(cx, &sink.buf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    sink.buf.advance(n);
+                    sink.unflushed = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Once per burst, not per message.
+        if sink.unflushed {
+            std::task::ready!(sink.writer.as_mut().poll_flush(cx))?;
+            sink.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// For the writer: `len` bytes reached the OS; their room is free.

@@ -721,3 +721,82 @@ async fn a_script_whose_interpreter_is_missing_is_not_called_missing_itself() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// A request that is the only one in flight is written by its caller when the
+// pipe is free (no writer task involved). These check that path keeps the
+// liveness contract.
+
+#[tokio::test]
+async fn a_caller_writing_to_a_server_that_closed_its_stdin_fails_with_the_cause() {
+    // Stops reading but keeps running and keeps stdout open: only the write
+    // can tell that the server is gone.
+    let client = spawn("exec 0<&-; sleep 30");
+    let pid = client.pid().unwrap();
+    until("the server never closed its stdin", || {
+        std::fs::symlink_metadata(format!("/proc/{pid}/fd/0")).is_err()
+    })
+    .await;
+    let started = Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.request("m", json!(null)).timeout(None),
+    )
+    .await
+    .expect("a caller whose write failed waited")
+    .unwrap_err();
+    let reason = err.close_reason().expect("closed");
+    assert!(
+        matches!(reason, CloseReason::WriteFailed { error, .. } if error.kind() == std::io::ErrorKind::BrokenPipe),
+        "{err}"
+    );
+    // The exit grace and the stderr grace, nothing more.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // And every later call fails at once with the same cause.
+    let again = client.request("m", json!(null)).await.unwrap_err();
+    assert!(std::ptr::eq(again.close_reason().unwrap(), reason));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_callers_racing_a_kill_all_fail_at_once_with_the_cause() {
+    // Answers each request by its id, one line at a time.
+    let client = spawn(r#"exec sed -u 's/.*"id":\([0-9]*\).*/{"id":\1,"result":null}/'"#);
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move {
+                let mut answered = 0u64;
+                loop {
+                    match c.request("m", json!(null)).timeout(None).await {
+                        Ok(_) => answered += 1,
+                        Err(e) => return (answered, e),
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let them get going, on both workers, some alone in flight.
+    until("no request was answered", || client.stats().frames > 100).await;
+    let pid = client.pid().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    let killed = Instant::now();
+    for caller in callers {
+        let (answered, err) = tokio::time::timeout(Duration::from_secs(5), caller)
+            .await
+            .expect("a caller outlived the server")
+            .unwrap();
+        assert!(answered > 0);
+        assert_eq!(
+            err.to_string(),
+            "server was killed by signal 9; it wrote nothing to stderr"
+        );
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        killed.elapsed()
+    );
+}
