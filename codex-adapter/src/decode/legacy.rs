@@ -491,3 +491,175 @@ fn base64_decode(input: &str) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(msg: Value) -> Value {
+        json!({"id": "0", "conversationId": "t", "msg": msg})
+    }
+
+    #[test]
+    fn base64_chunks_decode() {
+        assert_eq!(
+            base64_decode("aGVsbG8tZnJvbS1zaGVsbAo="),
+            b"hello-from-shell\n"
+        );
+        assert_eq!(base64_decode("aGk*!"), b"hi");
+    }
+
+    #[test]
+    fn unknown_event_types_pass_through_raw_and_other_families_are_not_mapped() {
+        let p = envelope(json!({"type": "mcp_startup_update", "server": "s"}));
+        for method in ["codex/event/mcp_startup_update", "codex/event/"] {
+            assert_eq!(
+                map_legacy(method, &p),
+                Some(TurnEvent::Other {
+                    method: method.into(),
+                    params: p.clone()
+                })
+            );
+        }
+        assert_eq!(map_legacy("turn/started", &p), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let p = envelope(json!({"type": "exec_command_end", "call_id": "c",
+            "command": ["bash", "-lc", "ls -a"], "exit_code": 0,
+            "duration": {"secs": 1, "nanos": 500_000_000, "extra": true},
+            "aggregated_output": "x", "parsed_cmd": [{"type": "list_files"}], "source": "agent"}));
+        assert_eq!(
+            map_legacy("codex/event/exec_command_end", &p),
+            Some(TurnEvent::CommandFinished {
+                item_id: "c".into(),
+                command: "bash -lc 'ls -a'".into(),
+                status: ItemStatus::Completed,
+                exit_code: Some(0),
+                output: Some("x".into()),
+                duration_ms: Some(1500),
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_fields_read_as_absent() {
+        let p = envelope(json!({"type": "exec_command_end", "call_id": 5,
+            "command": "ls", "exit_code": "0", "duration": {"secs": u64::MAX, "nanos": -1}}));
+        assert_eq!(
+            map_legacy("codex/event/exec_command_end", &p),
+            Some(TurnEvent::CommandFinished {
+                item_id: String::new(),
+                command: String::new(),
+                status: ItemStatus::Failed,
+                exit_code: None,
+                output: None,
+                duration_ms: Some(u64::MAX),
+            })
+        );
+        for params in [json!(null), json!([1, 2]), json!({"msg": "not an object"})] {
+            assert_eq!(
+                map_legacy("codex/event/task_complete", &params),
+                Some(TurnEvent::Outcome(TurnOutcome::Completed {
+                    turn_id: String::new(),
+                    last_agent_message: None
+                }))
+            );
+        }
+    }
+
+    #[test]
+    fn token_count_without_info_carries_nothing() {
+        let method = "codex/event/token_count";
+        assert_eq!(map_legacy(method, &envelope(json!({"info": null}))), None);
+        assert_eq!(map_legacy(method, &envelope(json!({}))), None);
+        assert_eq!(
+            map_legacy(method, &envelope(json!({"info": "garbage"}))),
+            Some(TurnEvent::TokenUsage(TokenUsage::default()))
+        );
+    }
+
+    #[test]
+    fn mcp_results_are_rust_results_or_taken_whole() {
+        for (result, expected) in [
+            (
+                json!({"Ok": {"content": []}}),
+                (ItemStatus::Completed, Some(json!({"content": []})), None),
+            ),
+            (
+                json!({"Ok": null, "Err": "e"}),
+                (ItemStatus::Completed, Some(Value::Null), None),
+            ),
+            (
+                json!({"Err": "e"}),
+                (ItemStatus::Failed, None, Some(json!("e"))),
+            ),
+            (
+                json!({"other": 1}),
+                (ItemStatus::Completed, Some(json!({"other": 1})), None),
+            ),
+            (
+                json!("text"),
+                (ItemStatus::Completed, Some(json!("text")), None),
+            ),
+            (Value::Null, (ItemStatus::Completed, None, None)),
+        ] {
+            let p = envelope(json!({"call_id": "c", "result": result,
+                "invocation": {"server": "s", "tool": "t", "arguments": {"a": 1}}}));
+            let (status, result, error) = expected;
+            assert_eq!(
+                map_legacy("codex/event/mcp_tool_call_end", &p),
+                Some(TurnEvent::McpToolCallFinished {
+                    item_id: "c".into(),
+                    server: "s".into(),
+                    tool: "t".into(),
+                    status,
+                    result,
+                    error,
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn patch_changes_are_a_map_of_paths() {
+        let changes = json!({
+            "a.txt": {"type": "add", "content": "hi\n"},
+            "b.txt": {"type": "update", "unified_diff": "-x\n+y\n", "move_path": null},
+            "c.txt": "not an object"});
+        let files = legacy_changes(&changes);
+        let summary: Vec<(&str, &str, &str)> = files
+            .iter()
+            .map(|c| (c.path.as_str(), c.kind.as_str(), c.diff.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("a.txt", "add", "hi\n"),
+                ("b.txt", "update", "-x\n+y\n"),
+                ("c.txt", "", "")
+            ]
+        );
+        assert!(legacy_changes(&json!(["a.txt"])).is_empty());
+    }
+
+    #[test]
+    fn error_info_is_respelled_in_camel_case() {
+        let p = envelope(
+            json!({"type": "stream_error", "message": "Reconnecting... 1/5",
+            "codex_error_info": {"response_stream_disconnected": {"http_status_code": null}}}),
+        );
+        assert_eq!(
+            map_legacy("codex/event/stream_error", &p),
+            Some(TurnEvent::Retrying {
+                message: "Reconnecting... 1/5".into(),
+                codex_error_info: Some(
+                    json!({"responseStreamDisconnected": {"httpStatusCode": null}})
+                ),
+                abandoned_items: vec![],
+            })
+        );
+    }
+}

@@ -403,3 +403,74 @@ impl<'de> Deserialize<'de> for TextPart<'de> {
         str_or_member(d, "text").map(TextPart)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, bound(deserialize = "'de: 'a"))]
+    struct Sample<'a> {
+        #[serde(deserialize_with = "str")]
+        name: Option<&'a str>,
+        #[serde(deserialize_with = "u64")]
+        count: Option<u64>,
+        #[serde(deserialize_with = "i64")]
+        code: Option<i64>,
+        #[serde(deserialize_with = "bool")]
+        flag: Option<bool>,
+        #[serde(deserialize_with = "tag")]
+        kind: Option<Kind>,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    enum Kind {
+        Known,
+        #[serde(other)]
+        Unknown,
+    }
+
+    #[test]
+    fn scalars_of_the_right_type_are_read() {
+        let v = json!({"name": "n", "count": 3, "code": -2, "flag": true, "kind": "known"});
+        assert_eq!(
+            read::<Sample>(&v),
+            Sample {
+                name: Some("n"),
+                count: Some(3),
+                code: Some(-2),
+                flag: Some(true),
+                kind: Some(Kind::Known),
+            }
+        );
+    }
+
+    #[test]
+    fn scalars_of_the_wrong_type_or_range_read_as_absent() {
+        let v = json!({"name": 1, "count": -1, "code": u64::MAX, "flag": "true", "kind": {}});
+        assert_eq!(read::<Sample>(&v), Sample::default());
+        let v = json!({"count": 1.5, "code": 2.0, "kind": "brandNew"});
+        assert_eq!(
+            read::<Sample>(&v),
+            Sample {
+                kind: Some(Kind::Unknown),
+                ..Sample::default()
+            }
+        );
+    }
+
+    #[test]
+    fn anything_but_an_object_reads_as_the_default() {
+        for v in [
+            json!(null),
+            json!(1),
+            json!("s"),
+            json!(["n", 3]),
+            json!(true),
+        ] {
+            assert_eq!(read::<Sample>(&v), Sample::default(), "{v}");
+        }
+    }
+}
