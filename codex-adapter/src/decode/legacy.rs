@@ -5,8 +5,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::lenient;
-use super::{error_event, other, shell_join_words, PlanUpdate, WirePlanStep, WireTokenCounts};
-use crate::event::{FileChange, ItemStatus, ReasoningPart, TokenUsage, TurnEvent, TurnOutcome};
+use super::{error_event, other, shell_join_words, PlanUpdate, WirePlanStep};
+use crate::event::{
+    FileChange, ItemStatus, ReasoningPart, TokenCounts, TokenUsage, TurnEvent, TurnOutcome,
+};
 
 /// The prefix of codex 0.72.0's legacy event envelopes.
 pub const LEGACY_PREFIX: &str = "codex/event/";
@@ -252,14 +254,15 @@ struct TokenBreakdown {
     total_tokens: Option<u64>,
 }
 
-impl From<TokenBreakdown> for WireTokenCounts {
-    fn from(t: TokenBreakdown) -> Self {
-        WireTokenCounts {
-            input_tokens: t.input_tokens,
-            cached_input_tokens: t.cached_input_tokens,
-            output_tokens: t.output_tokens,
-            reasoning_output_tokens: t.reasoning_output_tokens,
-            total_tokens: t.total_tokens,
+impl TokenBreakdown {
+    /// A missing count is zero.
+    fn to_event(&self) -> TokenCounts {
+        TokenCounts {
+            input_tokens: self.input_tokens.unwrap_or(0),
+            cached_input_tokens: self.cached_input_tokens.unwrap_or(0),
+            output_tokens: self.output_tokens.unwrap_or(0),
+            reasoning_output_tokens: self.reasoning_output_tokens.unwrap_or(0),
+            total_tokens: self.total_tokens.unwrap_or(0),
         }
     }
 }
@@ -413,8 +416,8 @@ pub fn map_legacy(method: &str, params: &Value) -> Option<TurnEvent> {
         EventType::TokenCount => {
             let info = msg.info?;
             TurnEvent::TokenUsage(TokenUsage {
-                total: WireTokenCounts::from(info.total_token_usage).to_event(),
-                last: WireTokenCounts::from(info.last_token_usage).to_event(),
+                total: info.total_token_usage.to_event(),
+                last: info.last_token_usage.to_event(),
                 model_context_window: info.model_context_window,
             })
         }

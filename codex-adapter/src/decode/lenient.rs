@@ -25,6 +25,34 @@ pub(crate) fn read<'a, T: Deserialize<'a> + Default>(value: &'a Value) -> T {
     Object::<T>::deserialize(value).map_or_else(|_| T::default(), |o| o.0)
 }
 
+/// The `visit_*` methods for the JSON values (other than arrays and
+/// objects) a visitor has no use for: each yields `$value`.
+macro_rules! every_other_value_is {
+    ($value:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
 /// One JSON value, reduced to what a scalar field can use.
 enum Scalar<'de> {
     Str(&'de str),
@@ -215,27 +243,7 @@ where
         fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
             ScalarVisitor.visit_seq(seq).map(|_| Vec::new())
         }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
+        every_other_value_is!(Vec::new());
     }
     d.deserialize_any(EntriesVisitor(PhantomData))
 }
@@ -260,27 +268,7 @@ impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Object<T> {
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
                 ScalarVisitor.visit_seq(seq).map(|_| Object(T::default()))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Object(T::default()))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Object(T::default()))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Object(T::default()))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Object(T::default()))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Object(T::default()))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Object(T::default()))
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(Object(T::default()))
-            }
+            every_other_value_is!(Object(T::default()));
         }
         d.deserialize_any(ObjectVisitor(PhantomData))
     }
@@ -304,27 +292,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 ScalarVisitor.visit_map(map).map(|_| List(Vec::new()))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
+            every_other_value_is!(List(Vec::new()));
         }
         d.deserialize_any(ListVisitor(PhantomData))
     }
@@ -363,27 +331,7 @@ impl<'de> Visitor<'de> for StrOrMember {
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         ScalarVisitor.visit_seq(seq).map(|_| None)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    every_other_value_is!(None);
 }
 
 struct StrSeed;

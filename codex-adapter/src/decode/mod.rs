@@ -27,7 +27,7 @@ mod v2;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::event::{PlanStep, TokenCounts, TurnEvent};
+use crate::event::{PlanStep, TurnEvent};
 
 #[doc(no_inline)]
 pub use crate::route::{route_of, Route};
@@ -132,28 +132,6 @@ struct WirePlanStep<'a> {
     step: Option<&'a str>,
     #[serde(deserialize_with = "lenient::str")]
     status: Option<&'a str>,
-}
-
-/// Token counts as either family sends them (each spells the names its own
-/// way); a missing count is zero.
-struct WireTokenCounts {
-    input_tokens: Option<u64>,
-    cached_input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    reasoning_output_tokens: Option<u64>,
-    total_tokens: Option<u64>,
-}
-
-impl WireTokenCounts {
-    fn to_event(&self) -> TokenCounts {
-        TokenCounts {
-            input_tokens: self.input_tokens.unwrap_or(0),
-            cached_input_tokens: self.cached_input_tokens.unwrap_or(0),
-            output_tokens: self.output_tokens.unwrap_or(0),
-            reasoning_output_tokens: self.reasoning_output_tokens.unwrap_or(0),
-            total_tokens: self.total_tokens.unwrap_or(0),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::lenient;
-use super::{error_event, other, PlanUpdate, WireTokenCounts};
+use super::{error_event, other, PlanUpdate};
 use crate::event::{
-    FileChange, ItemKind, ItemStatus, ReasoningPart, TokenUsage, TurnEvent, TurnOutcome,
+    FileChange, ItemKind, ItemStatus, ReasoningPart, TokenCounts, TokenUsage, TurnEvent,
+    TurnOutcome,
 };
 
 /// The v2 methods a turn's consumer cares about.
@@ -261,14 +262,15 @@ struct TokenBreakdown {
     total_tokens: Option<u64>,
 }
 
-impl From<TokenBreakdown> for WireTokenCounts {
-    fn from(t: TokenBreakdown) -> Self {
-        WireTokenCounts {
-            input_tokens: t.input_tokens,
-            cached_input_tokens: t.cached_input_tokens,
-            output_tokens: t.output_tokens,
-            reasoning_output_tokens: t.reasoning_output_tokens,
-            total_tokens: t.total_tokens,
+impl TokenBreakdown {
+    /// A missing count is zero.
+    fn to_event(&self) -> TokenCounts {
+        TokenCounts {
+            input_tokens: self.input_tokens.unwrap_or(0),
+            cached_input_tokens: self.cached_input_tokens.unwrap_or(0),
+            output_tokens: self.output_tokens.unwrap_or(0),
+            reasoning_output_tokens: self.reasoning_output_tokens.unwrap_or(0),
+            total_tokens: self.total_tokens.unwrap_or(0),
         }
     }
 }
@@ -429,8 +431,8 @@ pub fn map_v2(method: &str, params: &Value) -> Option<TurnEvent> {
         Method::ThreadTokenUsageUpdated => {
             let TokenUsageParams { token_usage: u } = lenient::read(params);
             TurnEvent::TokenUsage(TokenUsage {
-                total: WireTokenCounts::from(u.total).to_event(),
-                last: WireTokenCounts::from(u.last).to_event(),
+                total: u.total.to_event(),
+                last: u.last.to_event(),
                 model_context_window: u.model_context_window,
             })
         }
@@ -608,5 +610,23 @@ mod tests {
                 retry
             );
         }
+    }
+
+    #[test]
+    fn missing_or_malformed_token_counts_are_zero() {
+        let p = json!({"threadId": "t", "turnId": "u", "tokenUsage": {
+            "total": {"inputTokens": 10, "outputTokens": "5", "totalTokens": -1},
+            "last": [1, 2], "modelContextWindow": 1000}});
+        assert_eq!(
+            map_v2("thread/tokenUsage/updated", &p),
+            Some(TurnEvent::TokenUsage(TokenUsage {
+                total: TokenCounts {
+                    input_tokens: 10,
+                    ..TokenCounts::default()
+                },
+                last: TokenCounts::default(),
+                model_context_window: Some(1000),
+            }))
+        );
     }
 }
