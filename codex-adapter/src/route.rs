@@ -4,8 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::decode::lenient;
-use crate::decode::LEGACY_PREFIX;
+use crate::decode::{lenient, LEGACY_PREFIX};
 
 /// Where a notification or server request belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
