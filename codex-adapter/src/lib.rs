@@ -30,8 +30,9 @@
 //! | [`discover`] | find the codex binary (explicit, `$CODEX_BIN`, `$PATH`; npm shim → native binary) |
 //! | [`AppServer`] (`server`) | spawn + bounded handshake; threads; the connection's one router, which sorts notifications and server→client requests by thread id into each running turn's inbox; per-thread turn locks |
 //! | [`Turn`] (`turn`) | one turn's stream: its thread's inbox (notifications + approvals), filtered by turn id, under a watchdog |
-//! | [`decode`] | pure mapping of both wire families to [`TurnEvent`]; [`TurnDecoder`](decode::TurnDecoder) dedups and ends a turn once |
-//! | [`event`] | [`TurnEvent`], [`TurnOutcome`] and their JSON shape |
+//! | [`route`] | which thread and turn a notification or server request belongs to ([`route_of`](route::route_of)), for the router and each turn |
+//! | [`decode`] | codex's wire payloads as tolerant serde structs, one module per family (legacy `codex/event/*`: [`map_legacy`](decode::map_legacy); v2 `turn/*`, `item/*`: [`map_v2`](decode::map_v2)), mapped statelessly to [`TurnEvent`]; [`TurnDecoder`](decode::TurnDecoder) reads one family per turn, dedups, tracks open items and ends a turn once |
+//! | [`event`] | [`TurnEvent`], [`TurnOutcome`], [`ItemKind`](event::ItemKind) and their JSON shape |
 //! | [`approval`] | [`Approval`] (a responder that declines when dropped), [`ApprovalPolicy`] |
 //! | [`Sessions`] (`sessions`) | the self-healing layer: one thread per caller key (kept in a [`SessionStore`]), codex restarted on the next call after it dies (backoff, breaker), threads resumed on first use after a restart; [`Health`], [`SessionCounters`], [`SessionEvent`]s |
 //! | [`options`] | typed thread/turn options and input |
@@ -117,6 +118,7 @@ pub mod discover;
 pub mod event;
 pub mod options;
 pub mod reaper;
+pub mod route;
 
 mod error;
 mod server;

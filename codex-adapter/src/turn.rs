@@ -14,10 +14,11 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, OwnedMutexGuard};
 
 use crate::approval::{approval_from_request, ApprovalKind, ApprovalPolicy, Responder};
-use crate::decode::{route_of, TurnDecoder};
+use crate::decode::TurnDecoder;
 use crate::error::Error;
 use crate::event::{FileChange, TimeLimit, TokenUsage, TurnEvent, TurnOutcome};
 use crate::options::{TurnInput, TurnLimits, TurnOptions};
+use crate::route::route_of;
 use crate::server::{Pending, RouteGuard, Routed, Thread};
 
 /// How long a dropped or expired turn's `turn/interrupt` may take.

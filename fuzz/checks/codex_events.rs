@@ -15,7 +15,8 @@
 //! ends exactly once: one `Outcome`, last, preceded only by the
 //! `ItemAbandoned` events that close what was open, and nothing after it.
 
-use codex_adapter::decode::{map_legacy, map_v2, route_of, Family, TurnDecoder, LEGACY_PREFIX};
+use codex_adapter::decode::{map_legacy, map_v2, Family, TurnDecoder, LEGACY_PREFIX};
+use codex_adapter::route::route_of;
 use codex_adapter::{TurnEvent, TurnOutcome};
 use jsonrpc_stdio::message::Message;
 use serde_json::Value;
