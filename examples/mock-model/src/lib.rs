@@ -66,7 +66,7 @@ pub enum Reply {
     },
     /// An HTTP error status with a JSON body.
     HttpError {
-        /// The status, e.g. 500.
+        /// The status, e.g. 500 (one outside 100–999 is sent as 500).
         status: u16,
     },
     /// Streams `chunks` of a message, then closes the body before
@@ -395,8 +395,9 @@ fn json_response(status: StatusCode, body: String) -> Response {
 /// The slug `mock_config_toml` selects and `GET …/models` describes.
 const MODEL_SLUG: &str = "mock-model";
 
-/// The `GET …/models` listing: metadata for [`MODEL_SLUG`], so codex (from
-/// about 0.120) does not warn that it runs on fallback metadata. The values
+/// The `GET …/models` listing: metadata for [`MODEL_SLUG`], so codex's
+/// models manager knows the slug and does not warn that it runs on
+/// fallback metadata. The values
 /// are codex's own fallback ones, so requests keep their tools and limits;
 /// only the base instructions are a line of ours instead of codex's long
 /// prompt, which a mock does not read.
