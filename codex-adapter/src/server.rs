@@ -541,7 +541,7 @@ impl AppServer {
 
     pub(crate) async fn call(&self, method: &str, params: Value) -> Result<Value, Error> {
         if let Some(reason) = self.inner.client.close_reason() {
-            return Err(Error::ServerDied(reason.to_string()));
+            return Err(Error::ServerDied(reason));
         }
         self.inner
             .client

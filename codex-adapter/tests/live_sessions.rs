@@ -353,7 +353,9 @@ async fn live_chaos_16_keys_5_turns_3_kills_every_turn_ends_and_history_survives
                                 .unwrap_or_else(|_| panic!("{key} turn {t} hangs"))
                                 .outcome
                             }
-                            Err(Error::ServerDied(message)) => TurnOutcome::ServerDied { message },
+                            Err(Error::ServerDied(reason)) => TurnOutcome::ServerDied {
+                                message: reason.to_string(),
+                            },
                             Err(e) => panic!("{key} turn {t}: {e}"),
                         };
                         match ended {
@@ -458,7 +460,10 @@ async fn live_the_breaker_opens_after_five_failed_starts_and_a_working_codex_hea
         for attempt in 1..=5 {
             let err = rig.sessions.run("chat", "Say hello").await.unwrap_err();
             assert!(
-                matches!(err, Error::ServerDied(_))
+                err.close_reason()
+                    .and_then(|r| r.exit_status())
+                    .and_then(|s| s.code())
+                    == Some(1)
                     && err.to_string().contains("exited with status 1"),
                 "{version} attempt {attempt}: {err}"
             );

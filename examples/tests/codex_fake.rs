@@ -128,9 +128,10 @@ async fn the_app_server_dying_mid_turn_ends_every_open_turn_at_once() {
 #[tokio::test]
 async fn exiting_during_the_handshake_is_a_start_error_with_the_cause() {
     let err = fake(&["--handshake", "exit"]).spawn().await.unwrap_err();
-    let Error::ServerDied(message) = &err else {
+    let Error::ServerDied(reason) = &err else {
         panic!("{err:?}");
     };
+    let message = reason.to_string();
     assert!(message.contains("status 1"), "{message}");
     assert!(message.contains("invalid model provider"), "{message}");
 }
