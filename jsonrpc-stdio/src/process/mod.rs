@@ -100,6 +100,13 @@ impl ServerCommand {
         &self.program
     }
 
+    /// The same command running another program: for a launcher that knows
+    /// the arguments and environment before it has found the program.
+    pub fn with_program(mut self, program: impl Into<OsString>) -> Self {
+        self.program = program.into();
+        self
+    }
+
     /// Starts the server with its three stdio piped, leading its own
     /// process group, and hands it to its owner. A failure names the
     /// culprit: the working directory, the program and the `PATH` searched,
