@@ -11,6 +11,7 @@ use codex_adapter::{
 };
 use futures::StreamExt;
 use libtest_mimic::Trial;
+use mock_model::CodexHome;
 
 use crate::fake_server as fake;
 use crate::trials;
@@ -165,6 +166,46 @@ async fn a_missing_binary_says_where_it_looked() {
     assert!(err.is_server_dead());
 }
 
+async fn the_builder_passes_codex_its_arguments_environment_and_directory() {
+    let work = CodexHome::new().unwrap();
+    let home = CodexHome::new().unwrap();
+    let server = fake(&["--turns", "complete"])
+        .env("CODEX_HOME", "/replaced/below")
+        .codex_home(home.path())
+        .current_dir(work.path())
+        .spawn()
+        .await
+        .unwrap();
+    let cwd = std::fs::canonicalize(work.path()).unwrap();
+    assert_eq!(
+        server.user_agent(),
+        format!(
+            "fake_app_server/0.0.1 args=[\"--turns\", \"complete\"] cwd={} CODEX_HOME={:?}",
+            cwd.display(),
+            Some(home.path().display().to_string())
+        )
+    );
+
+    let me = std::env::current_exe().unwrap();
+    let server = AppServer::builder()
+        .codex(me)
+        .env(crate::FAKE_APP_SERVER, "1")
+        .env("CODEX_HOME", home.path())
+        .env_remove("CODEX_HOME")
+        .spawn()
+        .await
+        .unwrap();
+    // Without args(), codex is told to be an app-server; env_remove undoes
+    // an earlier env, as the builder's calls apply in order.
+    assert_eq!(
+        server.user_agent(),
+        format!(
+            "fake_app_server/0.0.1 args=[\"app-server\"] cwd={} CODEX_HOME=None",
+            std::env::current_dir().unwrap().display()
+        )
+    );
+}
+
 async fn notifications_sent_before_the_turn_start_response_reach_the_turn() {
     let server = fake(&["--turns", "early"]).spawn().await.unwrap();
     let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -314,6 +355,7 @@ pub fn trials() -> Vec<Trial> {
         exiting_during_the_handshake_is_a_start_error_with_the_cause,
         a_wedged_handshake_fails_after_its_bound,
         a_missing_binary_says_where_it_looked,
+        the_builder_passes_codex_its_arguments_environment_and_directory,
         notifications_sent_before_the_turn_start_response_reach_the_turn,
         a_second_turn_on_a_thread_waits_until_the_first_ends,
         dropping_a_turn_interrupts_it_and_frees_the_thread,

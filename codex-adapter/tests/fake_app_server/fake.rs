@@ -18,7 +18,8 @@
 //! rollout found"), or one another process writes (`held`: "already has an
 //! active writer"); `thread/fork` always works. `--lock FILE` holds an
 //! exclusive `flock` on FILE from before the handshake until the process
-//! ends, so a test can wait for its end. Each `turn/start` takes the next
+//! ends, so a test can wait for its end. `initialize` answers with a user
+//! agent naming its arguments, working directory and `CODEX_HOME`. Each `turn/start` takes the next
 //! plan (the last one repeats; default `complete`):
 //!
 //! | plan | what the turn does |
@@ -48,7 +49,10 @@ fn send(out: &mut impl Write, v: Value) {
 }
 
 /// Serves one connection on stdin/stdout; `args` as in the module docs.
-pub fn serve(mut args: impl Iterator<Item = String>) {
+pub fn serve(args: impl Iterator<Item = String>) {
+    let args: Vec<String> = args.collect();
+    let user_agent = user_agent(&args);
+    let mut args = args.into_iter();
     let mut handshake = "ok".to_owned();
     let mut plans: Vec<String> = vec!["complete".into()];
     let mut once = None;
@@ -111,7 +115,7 @@ pub fn serve(mut args: impl Iterator<Item = String>) {
                 "hang" => {}
                 _ => send(
                     &mut out,
-                    json!({"id": id, "result": {"userAgent": "fake_app_server/0.0.1"}}),
+                    json!({"id": id, "result": {"userAgent": user_agent}}),
                 ),
             },
             "thread/resume" if resume != "ok" => {
@@ -172,6 +176,17 @@ pub fn serve(mut args: impl Iterator<Item = String>) {
             ),
         }
     }
+}
+
+/// Names what this process was started with, so a test can check what an
+/// `AppServerBuilder` passes on.
+fn user_agent(args: &[String]) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let home = std::env::var("CODEX_HOME").ok();
+    format!(
+        "fake_app_server/0.0.1 args={args:?} cwd={} CODEX_HOME={home:?}",
+        cwd.display()
+    )
 }
 
 fn run_turn(
