@@ -117,6 +117,12 @@ async fn the_app_server_dying_mid_turn_ends_every_open_turn_at_once() {
     assert!(started.elapsed() < Duration::from_millis(200));
     assert!(err.is_server_dead(), "{err}");
     assert!(err.to_string().contains("status 7"), "{err}");
+    let reason = err.close_reason().expect("a death keeps its reason");
+    assert_eq!(reason.exit_status().and_then(|s| s.code()), Some(7));
+    assert!(
+        reason.stderr_tail().contains("simulated crash mid-turn"),
+        "{reason:?}"
+    );
     assert!(server.start_thread(ThreadOptions::default()).await.is_err());
 }
 
