@@ -632,7 +632,7 @@ impl Sessions {
                     tracing::info!(key, %cause, "turn/start reached a dead codex; sending it to a new one");
                     self.emit(SessionEvent::TurnRetried {
                         key: key.to_owned(),
-                        cause,
+                        cause: cause.to_string(),
                     });
                 }
                 Err(StartFailure {
@@ -892,7 +892,12 @@ impl Sessions {
             }
             Err(error) => {
                 let now = Instant::now();
-                let cause = error.to_string();
+                // The breaker says when the next start comes; a death's own
+                // advice ("start a new one") would contradict it.
+                let cause = match error.close_reason() {
+                    Some(reason) => format!("codex app-server died: {reason}"),
+                    None => error.to_string(),
+                };
                 state.streak += 1;
                 state.failures.push_back(now);
                 let window = self.inner.policy.failure_window;

@@ -168,7 +168,7 @@ impl Turn {
         let client = inner.client.clone();
         let dead = |client: &Client| {
             client.close_reason().map(|r| StartFailure {
-                error: Error::ServerDied(r.to_string()),
+                error: Error::ServerDied(r),
                 unseen: true,
             })
         };
@@ -178,7 +178,7 @@ impl Turn {
         let lock = tokio::select! {
             guard = thread.lock.clone().lock_owned() => guard,
             reason = client.closed() => return Err(StartFailure {
-                error: Error::ServerDied(reason.to_string()),
+                error: Error::ServerDied(reason),
                 unseen: true,
             }),
         };

@@ -1,7 +1,8 @@
 //! Where the live tests find the real codex binaries, and what they do when
 //! one is missing: fail under `CI=true` (a missing dependency must never pass
-//! as a skipped test), skip with the reason elsewhere. Shared by the codex
-//! live tests of `codex-adapter` and `examples` through `#[path]`.
+//! as a skipped test), skip with the reason elsewhere. Part of codex-adapter's
+//! test support; the codex live tests of `examples` include it through
+//! `#[path]`.
 
 use std::path::{Path, PathBuf};
 
