@@ -69,6 +69,15 @@ enum Verb {
     Bench(Bench),
 }
 
+impl Verb {
+    fn connection(&self) -> &Connection {
+        match self {
+            Verb::Call(c) => &c.connection,
+            Verb::Bench(b) => &b.connection,
+        }
+    }
+}
+
 #[derive(Args)]
 struct Call {
     /// The method to call.
@@ -172,21 +181,20 @@ fn main() -> ExitCode {
     };
     if let Verb::Bench(b) = &cli.verb {
         if b.notifications.checked_mul(b.requests as u64).is_none() {
-            let e = Cli::command().error(
+            let mut cli = Cli::command();
+            cli.build();
+            let bench = cli.find_subcommand_mut("bench").expect("bench is a verb");
+            let e = bench.error(
                 ErrorKind::ArgumentConflict,
                 "--notifications times --requests overflows",
             );
             return usage_error(e);
         }
     }
-    let connection = match &cli.verb {
-        Verb::Call(c) => &c.connection,
-        Verb::Bench(b) => &b.connection,
-    };
     // One connection needs no thread pool: on the current-thread runtime a
     // response wakes its caller without a cross-thread wake-up, which at one
     // request in flight is most of the round trip (see benches/README.md).
-    let runtime = match connection.runtime {
+    let runtime = match cli.verb.connection().runtime {
         Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -240,10 +248,7 @@ fn failure(error: Error) -> Failure {
 }
 
 async fn run(verb: Verb) -> Result<(), Failure> {
-    let connection = match &verb {
-        Verb::Call(c) => &c.connection,
-        Verb::Bench(b) => &b.connection,
-    };
+    let connection = verb.connection();
     let command = ServerCommand::new(&connection.command[0]).args(&connection.command[1..]);
     let client = Client::builder()
         .framing(connection.framing)
