@@ -1,4 +1,4 @@
-//! `codex_turn` end to end: a real codex (0.72.0 and the latest) against the
+//! `codex-turn` end to end: a real codex (0.72.0 and the latest) against the
 //! embedded mock model, its `--json` shape, its exit statuses, and Ctrl-C.
 //!
 //! Binaries: `$CODEX_072_BIN` / `$CODEX_LATEST_BIN`, defaulting to
@@ -15,15 +15,31 @@ use serde_json::Value;
 /// has no wait with a deadline, so the tests poll `try_wait` up to one.
 const EXIT_POLL: Duration = Duration::from_millis(20);
 
-#[path = "../../codex-adapter/tests/support/codex_binaries.rs"]
+#[path = "../../../codex-adapter/tests/support/codex_binaries.rs"]
 mod codex_binaries;
-use codex_binaries::binaries;
+
+/// The codex binaries to test. `codex_binaries` resolves its defaults
+/// against the parent of the crate that includes it, the workspace root only
+/// for crates one level down; this one is two levels down, so its defaults
+/// are named from the real root, through the variables that override them.
+fn binaries() -> Vec<(&'static str, std::path::PathBuf)> {
+    static ROOTED: std::sync::Once = std::sync::Once::new();
+    ROOTED.call_once(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for (_, var, default) in codex_binaries::VERSIONS {
+            if std::env::var_os(var).is_none() {
+                std::env::set_var(var, root.join(default));
+            }
+        }
+    });
+    codex_binaries::binaries()
+}
 
 /// One real-codex test at a time (2-core machines).
 static LIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn codex_turn() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codex_turn"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codex-turn"));
     // An empty HOME: codex's login shells then skip the machine's profile,
     // so a shell ended mid-start-up (Ctrl-C) cannot leave a stale profile
     // lock (pyenv's rehash lock) that stalls every later `bash -l`.
@@ -108,7 +124,7 @@ fn bad_usage_exits_64_with_the_usage() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: codex_turn"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: codex-turn"));
 }
 
 #[test]
