@@ -1,7 +1,7 @@
 //! The typed events of a turn, and how a turn ends.
 //!
 //! Every type here serializes to JSON with a snake_case `"type"` tag: this is
-//! the stable shape `codex_turn --json` prints (see the crate docs).
+//! the stable shape `codex-turn --json` prints (see the crate docs).
 
 use std::fmt;
 use std::time::Duration;
@@ -416,7 +416,7 @@ impl TurnOutcome {
         }
     }
 
-    /// The exit status `codex_turn` uses for this outcome: 0 completed,
+    /// The exit status `codex-turn` uses for this outcome: 0 completed,
     /// 1 failed, 2 interrupted or timed out, 3 app-server died.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -74,7 +74,7 @@
 //! | model error | [`TurnEvent::Error`], then [`TurnOutcome::Failed`] with `codex_error_info` |
 //! | approval not answered | a dropped [`Approval`] declines; never a JSON-RPC error (codex 0.72.0 hangs on one) |
 //!
-//! # `--json` output of `codex_turn`
+//! # `--json` output of `codex-turn`
 //!
 //! One JSON object per line: each [`TurnEvent`] with a snake_case `"type"`
 //! (`turn_started`, `agent_message_delta`, `agent_message`,
@@ -84,7 +84,7 @@
 //! `web_search`, `plan_updated`, `diff_updated`, `token_usage`,
 //! `approval_requested`, `retrying`, `error`, `warning`, `item_abandoned`,
 //! `other`) and its fields in snake_case, then one last line
-//! `{"type":"outcome","status":...,"thread_id":...}` (`codex_turn --resume
+//! `{"type":"outcome","status":...,"thread_id":...}` (`codex-turn --resume
 //! THREAD_ID` continues that thread) where `status` is `completed`
 //! (`last_agent_message`), `interrupted`, `failed` (`message`,
 //! `codex_error_info`), `timed_out` (`limit`, `after_secs`, `message`) or

@@ -17,23 +17,7 @@ const EXIT_POLL: Duration = Duration::from_millis(20);
 
 #[path = "../../../codex-adapter/tests/support/codex_binaries.rs"]
 mod codex_binaries;
-
-/// The codex binaries to test. `codex_binaries` resolves its defaults
-/// against the parent of the crate that includes it, the workspace root only
-/// for crates one level down; this one is two levels down, so its defaults
-/// are named from the real root, through the variables that override them.
-fn binaries() -> Vec<(&'static str, std::path::PathBuf)> {
-    static ROOTED: std::sync::Once = std::sync::Once::new();
-    ROOTED.call_once(|| {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        for (_, var, default) in codex_binaries::VERSIONS {
-            if std::env::var_os(var).is_none() {
-                std::env::set_var(var, root.join(default));
-            }
-        }
-    });
-    codex_binaries::binaries()
-}
+use codex_binaries::binaries;
 
 /// One real-codex test at a time (2-core machines).
 static LIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -183,7 +167,7 @@ fn ctrl_c_interrupts_the_turn_exits_2_and_leaves_no_process() {
             seen.last().is_some_and(|l| l.contains("command_started")),
             "{version}: {seen:?}"
         );
-        // Every process under codex_turn now: codex, its shells, the sleep.
+        // Every process under codex-turn now: codex, its shells, the sleep.
         let tree = jsonrpc_stdio::descendants(child.id());
         assert!(!tree.is_empty());
         nix::sys::signal::kill(
@@ -199,7 +183,7 @@ fn ctrl_c_interrupts_the_turn_exits_2_and_leaves_no_process() {
             }
             assert!(
                 Instant::now() < deadline,
-                "{version}: codex_turn did not exit after Ctrl-C"
+                "{version}: codex-turn did not exit after Ctrl-C"
             );
             std::thread::sleep(EXIT_POLL);
         };
