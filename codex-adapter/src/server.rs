@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
-use jsonrpc_stdio::{Client, ErrorCode, Filter, IncomingRequest, ServerCommand};
+use jsonrpc_stdio::{Client, CloseReason, ErrorCode, Filter, IncomingRequest, ServerCommand};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -519,17 +519,18 @@ impl AppServer {
         &self.inner.client
     }
 
-    /// Why the app-server died, if it did.
-    pub fn death(&self) -> Option<String> {
-        self.inner.client.close_reason().map(|r| r.to_string())
+    /// Why the app-server died, if it did: its exit status or signal and
+    /// the tail of its stderr, or the read or write that failed.
+    pub fn death(&self) -> Option<Arc<CloseReason>> {
+        self.inner.client.close_reason()
     }
 
     /// Resolves when the app-server dies, with the cause.
     ///
     /// # Cancel safety
     /// Cancel safe: it only watches.
-    pub async fn died(&self) -> String {
-        self.inner.client.closed().await.to_string()
+    pub async fn died(&self) -> Arc<CloseReason> {
+        self.inner.client.closed().await
     }
 
     /// Ends the app-server gracefully (close stdin, SIGTERM, SIGKILL, reap).

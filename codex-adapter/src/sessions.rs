@@ -719,7 +719,7 @@ impl Sessions {
             },
             (Some(g), None) => Health::Restarting {
                 attempt: state.streak + 1,
-                last_cause: g.server.death().unwrap_or_default(),
+                last_cause: g.server.death().map(|r| r.to_string()).unwrap_or_default(),
             },
             (None, _) if state.attempts == 0 => Health::Starting,
             (None, _) => Health::Restarting {
@@ -824,7 +824,7 @@ impl Sessions {
                 if g.started.elapsed() >= self.inner.policy.stable_after {
                     state.streak = 0;
                 }
-                state.last_cause = g.server.death();
+                state.last_cause = g.server.death().map(|r| r.to_string());
             }
             let delay = self.inner.policy.delay(state.streak);
             let wait = state
@@ -935,7 +935,7 @@ impl Sessions {
         let mut gone = self.inner.gone.subscribe();
         tokio::spawn(async move {
             let cause = tokio::select! {
-                cause = server.died() => cause,
+                cause = server.died() => cause.to_string(),
                 _ = gone.changed() => return,
             };
             let Some(inner) = weak.upgrade() else { return };
