@@ -16,7 +16,7 @@ ROUNDS=${ROUNDS:-5}
 SCENARIOS=${SCENARIOS:-"c1 c64 p60k notify8"}
 RUNTIMES=${RUNTIMES:-"current-thread multi-thread"}
 
-cargo build --release --quiet -p examples \
+cargo build --release --quiet -p jrpc -p test-peers \
     --bin jrpc --bin raw_baseline --bin echo_server --bin bench_liveness
 T=target/release
 WORK=$(mktemp -d)

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use jsonrpc_stdio::CloseReason;
+
 /// An error from starting the app-server, a thread, or a turn.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -26,10 +28,13 @@ pub enum Error {
         /// The bound.
         after: Duration,
     },
-    /// The app-server died (now or earlier). Every later call fails the same
-    /// way at once.
-    #[error("codex app-server died: {0}")]
-    ServerDied(String),
+    /// The app-server died (now or earlier), or this program closed the
+    /// connection. Every later call on the same [`AppServer`](crate::AppServer)
+    /// fails the same way at once. The transport's reason keeps the exit
+    /// status or signal and the stderr tail ([`CloseReason::exit_status`],
+    /// [`CloseReason::stderr_tail`]).
+    #[error("{}", died_message(.0))]
+    ServerDied(Arc<CloseReason>),
     /// codex answered a request with an error.
     #[error("codex refused `{method}`: {message}")]
     Refused {
@@ -86,6 +91,21 @@ pub enum Error {
 /// codex's JSON-RPC error code for "server overloaded; retry later".
 pub(crate) const OVERLOADED: i64 = -32001;
 
+/// What happened and what to do: a dead app-server never answers again, so
+/// the caller needs a new one.
+fn died_message(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::ClosedByClient => "the connection to codex app-server was closed by this \
+             program (AppServer::close, or its last handle dropped); start a new app-server"
+            .into(),
+        // The reason goes last: it ends with codex's stderr, often long.
+        reason => format!(
+            "codex app-server died; start a new one (Sessions restarts it on the next \
+             call): {reason}"
+        ),
+    }
+}
+
 fn secs_until(at: SystemTime) -> u64 {
     at.duration_since(SystemTime::now())
         .map_or(0, |d| d.as_secs_f64().ceil() as u64)
@@ -108,9 +128,18 @@ impl Error {
         )
     }
 
+    /// Why the app-server's connection ended, when that is what this error
+    /// is about: exit status or signal, stderr tail.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        match self {
+            Error::ServerDied(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
     pub(crate) fn from_rpc(method: &str, e: jsonrpc_stdio::Error) -> Error {
-        if let Some(reason) = e.close_reason() {
-            return Error::ServerDied(reason.to_string());
+        if let jsonrpc_stdio::Error::Closed(reason) = e {
+            return Error::ServerDied(reason);
         }
         if let Some(obj) = e.rpc_error() {
             if obj.code == jsonrpc_stdio::ErrorCode(OVERLOADED) {
@@ -134,5 +163,48 @@ impl Error {
                 detail: other.to_string(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    #[test]
+    fn a_death_keeps_its_status_and_stderr_and_says_what_to_do() {
+        let err = Error::ServerDied(Arc::new(CloseReason::Exited {
+            status: ExitStatus::from_raw(7 << 8),
+            stderr_tail: "thread 'main' panicked\n".into(),
+        }));
+        let reason = err.close_reason().expect("a death has a reason");
+        assert_eq!(reason.exit_status().and_then(|s| s.code()), Some(7));
+        assert_eq!(reason.stderr_tail(), "thread 'main' panicked\n");
+        assert_eq!(
+            err.to_string(),
+            "codex app-server died; start a new one (Sessions restarts it on the next call): \
+             server exited with status 7; last stderr: thread 'main' panicked"
+        );
+        assert!(err.is_server_dead());
+    }
+
+    #[test]
+    fn a_connection_this_program_closed_is_not_called_a_crash() {
+        let err = Error::ServerDied(Arc::new(CloseReason::ClosedByClient));
+        assert!(err.to_string().contains("closed by this program"), "{err}");
+        assert!(!err.to_string().contains("died"), "{err}");
+    }
+
+    #[test]
+    fn a_transport_close_becomes_server_died_with_the_same_reason() {
+        let reason = Arc::new(CloseReason::OutputClosed {
+            stderr_tail: String::new(),
+        });
+        let err = Error::from_rpc("turn/start", jsonrpc_stdio::Error::Closed(reason.clone()));
+        let Error::ServerDied(kept) = &err else {
+            panic!("{err:?}")
+        };
+        assert!(Arc::ptr_eq(kept, &reason));
     }
 }

@@ -1,7 +1,7 @@
 //! The typed events of a turn, and how a turn ends.
 //!
 //! Every type here serializes to JSON with a snake_case `"type"` tag: this is
-//! the stable shape `codex_turn --json` prints (see the crate docs).
+//! the stable shape `codex-turn --json` prints (see the crate docs).
 
 use std::fmt;
 use std::time::Duration;
@@ -192,8 +192,9 @@ pub enum TurnEvent {
     ItemAbandoned {
         /// The item id.
         item_id: String,
-        /// The item's kind, e.g. `"commandExecution"`.
-        kind: String,
+        /// The item's kind; serializes as codex's v2 spelling, e.g.
+        /// `"commandExecution"`.
+        kind: ItemKind,
     },
     /// A notification for this turn that no variant models, kept raw.
     Other {
@@ -206,9 +207,49 @@ pub enum TurnEvent {
     Outcome(TurnOutcome),
 }
 
+/// The kinds of item a turn can leave open (see [`TurnEvent::ItemAbandoned`]).
+///
+/// Serializes as codex's v2 item type (`"agentMessage"`, …), which is also
+/// what [`Display`](fmt::Display) prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ItemKind {
+    /// The agent's reply text.
+    AgentMessage,
+    /// The model's reasoning.
+    Reasoning,
+    /// A shell command.
+    CommandExecution,
+    /// A patch.
+    FileChange,
+    /// A call of an MCP server's tool.
+    McpToolCall,
+}
+
+impl ItemKind {
+    /// codex's v2 spelling of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::AgentMessage => "agentMessage",
+            ItemKind::Reasoning => "reasoning",
+            ItemKind::CommandExecution => "commandExecution",
+            ItemKind::FileChange => "fileChange",
+            ItemKind::McpToolCall => "mcpToolCall",
+        }
+    }
+}
+
+impl fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Which kind of reasoning text a [`TurnEvent::ReasoningDelta`] carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ReasoningPart {
     /// The readable summary.
     Summary,
@@ -220,6 +261,7 @@ pub enum ReasoningPart {
 /// (declined, then failed); both are reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ItemStatus {
     /// Still running.
     InProgress,
@@ -248,6 +290,7 @@ impl ItemStatus {
 
 /// One file touched by a patch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct FileChange {
     /// The file's path.
     pub path: String,
@@ -259,6 +302,7 @@ pub struct FileChange {
 
 /// One step of the agent's plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PlanStep {
     /// What the step does.
     pub step: String,
@@ -268,6 +312,7 @@ pub struct PlanStep {
 
 /// Token counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TokenUsage {
     /// Totals for the thread so far.
     pub total: TokenCounts,
@@ -279,6 +324,7 @@ pub struct TokenUsage {
 
 /// Token counts of one kind of total.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TokenCounts {
     /// Input tokens.
     pub input_tokens: u64,
@@ -343,6 +389,7 @@ pub enum TurnOutcome {
 /// Which watchdog limit ended a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TimeLimit {
     /// No event for the idle period.
     Idle,
@@ -369,7 +416,7 @@ impl TurnOutcome {
         }
     }
 
-    /// The exit status `codex_turn` uses for this outcome: 0 completed,
+    /// The exit status `codex-turn` uses for this outcome: 0 completed,
     /// 1 failed, 2 interrupted or timed out, 3 app-server died.
     pub fn exit_code(&self) -> i32 {
         match self {

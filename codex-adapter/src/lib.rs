@@ -30,8 +30,9 @@
 //! | [`discover`] | find the codex binary (explicit, `$CODEX_BIN`, `$PATH`; npm shim → native binary) |
 //! | [`AppServer`] (`server`) | spawn + bounded handshake; threads; the connection's one router, which sorts notifications and server→client requests by thread id into each running turn's inbox; per-thread turn locks |
 //! | [`Turn`] (`turn`) | one turn's stream: its thread's inbox (notifications + approvals), filtered by turn id, under a watchdog |
-//! | [`decode`] | pure mapping of both wire families to [`TurnEvent`]; [`TurnDecoder`](decode::TurnDecoder) dedups and ends a turn once |
-//! | [`event`] | [`TurnEvent`], [`TurnOutcome`] and their JSON shape |
+//! | [`route`] | which thread and turn a notification or server request belongs to ([`route_of`](route::route_of)), for the router and each turn |
+//! | [`decode`] | codex's wire payloads as tolerant serde structs, one module per family (legacy `codex/event/*`: [`map_legacy`](decode::map_legacy); v2 `turn/*`, `item/*`: [`map_v2`](decode::map_v2)), mapped statelessly to [`TurnEvent`]; [`TurnDecoder`](decode::TurnDecoder) reads one family per turn, dedups, tracks open items and ends a turn once |
+//! | [`event`] | [`TurnEvent`], [`TurnOutcome`], [`ItemKind`](event::ItemKind) and their JSON shape |
 //! | [`approval`] | [`Approval`] (a responder that declines when dropped), [`ApprovalPolicy`] |
 //! | [`Sessions`] (`sessions`) | the self-healing layer: one thread per caller key (kept in a [`SessionStore`]), codex restarted on the next call after it dies (backoff, breaker), threads resumed on first use after a restart; [`Health`], [`SessionCounters`], [`SessionEvent`]s |
 //! | [`options`] | typed thread/turn options and input |
@@ -73,7 +74,7 @@
 //! | model error | [`TurnEvent::Error`], then [`TurnOutcome::Failed`] with `codex_error_info` |
 //! | approval not answered | a dropped [`Approval`] declines; never a JSON-RPC error (codex 0.72.0 hangs on one) |
 //!
-//! # `--json` output of `codex_turn`
+//! # `--json` output of `codex-turn`
 //!
 //! One JSON object per line: each [`TurnEvent`] with a snake_case `"type"`
 //! (`turn_started`, `agent_message_delta`, `agent_message`,
@@ -83,7 +84,7 @@
 //! `web_search`, `plan_updated`, `diff_updated`, `token_usage`,
 //! `approval_requested`, `retrying`, `error`, `warning`, `item_abandoned`,
 //! `other`) and its fields in snake_case, then one last line
-//! `{"type":"outcome","status":...,"thread_id":...}` (`codex_turn --resume
+//! `{"type":"outcome","status":...,"thread_id":...}` (`codex-turn --resume
 //! THREAD_ID` continues that thread) where `status` is `completed`
 //! (`last_agent_message`), `interrupted`, `failed` (`message`,
 //! `codex_error_info`), `timed_out` (`limit`, `after_secs`, `message`) or
@@ -117,6 +118,7 @@ pub mod discover;
 pub mod event;
 pub mod options;
 pub mod reaper;
+pub mod route;
 
 mod error;
 mod server;

@@ -4,7 +4,7 @@
 //! process group, 0.169.0 in its own session, and 0.169.0 also starts a login
 //! shell at every `thread/start`. Killing codex's process group therefore
 //! misses them. A program that owns the machine's codex processes (like
-//! `codex_turn`) calls [`become_subreaper`] first: then everything codex
+//! `codex-turn`) calls [`become_subreaper`] first: then everything codex
 //! leaves behind is re-parented to it instead of to init, and
 //! [`end_descendants`] can find, end and reap it.
 //!

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
-use jsonrpc_stdio::{Client, ErrorCode, Filter, IncomingRequest, ServerCommand};
+use jsonrpc_stdio::{Client, CloseReason, ErrorCode, Filter, IncomingRequest, ServerCommand};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -26,10 +26,16 @@ use crate::turn::{Turn, TurnSummary};
 /// Settings for an [`AppServer`]. Start from [`AppServer::builder`].
 #[derive(Debug, Clone)]
 pub struct AppServerBuilder {
-    codex: Option<PathBuf>,
-    args: Vec<OsString>,
-    env: Vec<(OsString, Option<OsString>)>,
-    cwd: Option<PathBuf>,
+    /// What to run. Its program is the codex path as given, or `codex`
+    /// until a spawn finds one (see `codex_given`).
+    command: ServerCommand,
+    /// Whether [`codex`](Self::codex) named the program; if not, each spawn
+    /// looks for codex again (`$CODEX_BIN`, then `$PATH`), so a builder made
+    /// early sees the environment of the moment it starts codex.
+    codex_given: bool,
+    /// Whether `command` still needs the default argument `app-server`:
+    /// [`args`](Self::args) replaces it.
+    default_args: bool,
     client_name: String,
     client_version: String,
     handshake_timeout: Duration,
@@ -42,10 +48,9 @@ pub struct AppServerBuilder {
 impl Default for AppServerBuilder {
     fn default() -> Self {
         AppServerBuilder {
-            codex: None,
-            args: vec!["app-server".into()],
-            env: Vec::new(),
-            cwd: None,
+            command: ServerCommand::new("codex"),
+            codex_given: false,
+            default_args: true,
             client_name: "codex_adapter".into(),
             client_version: env!("CARGO_PKG_VERSION").into(),
             handshake_timeout: Duration::from_secs(30),
@@ -61,25 +66,28 @@ impl AppServerBuilder {
     /// The codex binary (default: `$CODEX_BIN`, then `codex` on `$PATH`; see
     /// [`find_codex`](crate::discover::find_codex)).
     pub fn codex(mut self, path: impl Into<PathBuf>) -> Self {
-        self.codex = Some(path.into());
+        self.command = self.command.with_program(path.into());
+        self.codex_given = true;
         self
     }
 
-    /// Replaces the arguments (default `app-server`).
+    /// The arguments, in place of the default `app-server`; a later call
+    /// adds to them.
     pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Self {
-        self.args = args.into_iter().map(Into::into).collect();
+        self.command = self.command.args(args);
+        self.default_args = false;
         self
     }
 
     /// Sets an environment variable of the app-server (e.g. an API key).
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.env.push((key.into(), Some(value.into())));
+        self.command = self.command.env(key, value);
         self
     }
 
     /// Removes an environment variable from the app-server's environment.
     pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
-        self.env.push((key.into(), None));
+        self.command = self.command.env_remove(key);
         self
     }
 
@@ -91,7 +99,7 @@ impl AppServerBuilder {
 
     /// The app-server's working directory.
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.cwd = Some(dir.into());
+        self.command = self.command.current_dir(dir);
         self
     }
 
@@ -138,16 +146,11 @@ impl AppServerBuilder {
     /// # Cancel safety
     /// Dropping the future kills the process if it was started.
     pub async fn spawn(self) -> Result<AppServer, Error> {
-        let program = crate::discover::find_codex(self.codex.as_deref())?;
-        let mut command = ServerCommand::new(program).args(self.args.clone());
-        for (k, v) in &self.env {
-            command = match v {
-                Some(v) => command.env(k, v),
-                None => command.env_remove(k),
-            };
-        }
-        if let Some(dir) = &self.cwd {
-            command = command.current_dir(dir);
+        let given = self.codex_given.then(|| Path::new(self.command.program()));
+        let program = crate::discover::find_codex(given)?;
+        let mut command = self.command.clone().with_program(program);
+        if self.default_args {
+            command = command.arg("app-server");
         }
         let client = Client::builder()
             .request_timeout(Some(self.request_timeout))
@@ -516,17 +519,18 @@ impl AppServer {
         &self.inner.client
     }
 
-    /// Why the app-server died, if it did.
-    pub fn death(&self) -> Option<String> {
-        self.inner.client.close_reason().map(|r| r.to_string())
+    /// Why the app-server died, if it did: its exit status or signal and
+    /// the tail of its stderr, or the read or write that failed.
+    pub fn death(&self) -> Option<Arc<CloseReason>> {
+        self.inner.client.close_reason()
     }
 
     /// Resolves when the app-server dies, with the cause.
     ///
     /// # Cancel safety
     /// Cancel safe: it only watches.
-    pub async fn died(&self) -> String {
-        self.inner.client.closed().await.to_string()
+    pub async fn died(&self) -> Arc<CloseReason> {
+        self.inner.client.closed().await
     }
 
     /// Ends the app-server gracefully (close stdin, SIGTERM, SIGKILL, reap).
@@ -541,7 +545,7 @@ impl AppServer {
 
     pub(crate) async fn call(&self, method: &str, params: Value) -> Result<Value, Error> {
         if let Some(reason) = self.inner.client.close_reason() {
-            return Err(Error::ServerDied(reason.to_string()));
+            return Err(Error::ServerDied(reason));
         }
         self.inner
             .client

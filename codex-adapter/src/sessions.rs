@@ -632,7 +632,7 @@ impl Sessions {
                     tracing::info!(key, %cause, "turn/start reached a dead codex; sending it to a new one");
                     self.emit(SessionEvent::TurnRetried {
                         key: key.to_owned(),
-                        cause,
+                        cause: cause.to_string(),
                     });
                 }
                 Err(StartFailure {
@@ -719,7 +719,7 @@ impl Sessions {
             },
             (Some(g), None) => Health::Restarting {
                 attempt: state.streak + 1,
-                last_cause: g.server.death().unwrap_or_default(),
+                last_cause: g.server.death().map(|r| r.to_string()).unwrap_or_default(),
             },
             (None, _) if state.attempts == 0 => Health::Starting,
             (None, _) => Health::Restarting {
@@ -824,7 +824,7 @@ impl Sessions {
                 if g.started.elapsed() >= self.inner.policy.stable_after {
                     state.streak = 0;
                 }
-                state.last_cause = g.server.death();
+                state.last_cause = g.server.death().map(|r| r.to_string());
             }
             let delay = self.inner.policy.delay(state.streak);
             let wait = state
@@ -892,7 +892,12 @@ impl Sessions {
             }
             Err(error) => {
                 let now = Instant::now();
-                let cause = error.to_string();
+                // The breaker says when the next start comes; a death's own
+                // advice ("start a new one") would contradict it.
+                let cause = match error.close_reason() {
+                    Some(reason) => format!("codex app-server died: {reason}"),
+                    None => error.to_string(),
+                };
                 state.streak += 1;
                 state.failures.push_back(now);
                 let window = self.inner.policy.failure_window;
@@ -930,7 +935,7 @@ impl Sessions {
         let mut gone = self.inner.gone.subscribe();
         tokio::spawn(async move {
             let cause = tokio::select! {
-                cause = server.died() => cause,
+                cause = server.died() => cause.to_string(),
                 _ = gone.changed() => return,
             };
             let Some(inner) = weak.upgrade() else { return };

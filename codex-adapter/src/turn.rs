@@ -14,10 +14,11 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, OwnedMutexGuard};
 
 use crate::approval::{approval_from_request, ApprovalKind, ApprovalPolicy, Responder};
-use crate::decode::{route_of, TurnDecoder};
+use crate::decode::TurnDecoder;
 use crate::error::Error;
 use crate::event::{FileChange, TimeLimit, TokenUsage, TurnEvent, TurnOutcome};
 use crate::options::{TurnInput, TurnLimits, TurnOptions};
+use crate::route::route_of;
 use crate::server::{Pending, RouteGuard, Routed, Thread};
 
 /// How long a dropped or expired turn's `turn/interrupt` may take.
@@ -167,7 +168,7 @@ impl Turn {
         let client = inner.client.clone();
         let dead = |client: &Client| {
             client.close_reason().map(|r| StartFailure {
-                error: Error::ServerDied(r.to_string()),
+                error: Error::ServerDied(r),
                 unseen: true,
             })
         };
@@ -177,7 +178,7 @@ impl Turn {
         let lock = tokio::select! {
             guard = thread.lock.clone().lock_owned() => guard,
             reason = client.closed() => return Err(StartFailure {
-                error: Error::ServerDied(reason.to_string()),
+                error: Error::ServerDied(reason),
                 unseen: true,
             }),
         };

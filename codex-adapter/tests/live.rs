@@ -19,9 +19,12 @@ use codex_adapter::{
 use futures::StreamExt;
 use mock_model::{CodexHome, MockModel};
 
-#[path = "support/codex_binaries.rs"]
-mod codex_binaries;
-use codex_binaries::binaries;
+mod support;
+use support::codex_binaries::binaries;
+use support::{command_line, deltas, is_running, outcome, sigkill};
+
+/// How long a live turn may take before the test calls it hung.
+const TURN_BOUND: Duration = Duration::from_secs(40);
 
 /// One live test at a time: each starts a real codex.
 static LIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -78,26 +81,7 @@ impl Live {
 }
 
 async fn events_of(turn: codex_adapter::Turn) -> Vec<TurnEvent> {
-    tokio::time::timeout(Duration::from_secs(40), turn.collect::<Vec<_>>())
-        .await
-        .expect("the live turn must end")
-}
-
-fn outcome(events: &[TurnEvent]) -> &TurnOutcome {
-    match events.last() {
-        Some(TurnEvent::Outcome(o)) => o,
-        other => panic!("the last event is not the outcome: {other:?}"),
-    }
-}
-
-fn deltas(events: &[TurnEvent]) -> Vec<&str> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            TurnEvent::AgentMessageDelta { delta, .. } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect()
+    support::events_of(turn, TURN_BOUND).await
 }
 
 fn approvals(events: &[TurnEvent]) -> Vec<&codex_adapter::Approval> {
@@ -124,7 +108,7 @@ async fn live_a_text_turn_streams_each_delta_once() {
         let thread = live.thread(ThreadOptions::default()).await;
         let events = events_of(thread.start_turn("Say hello").await.unwrap()).await;
         assert_eq!(
-            deltas(&events),
+            deltas(&events).collect::<Vec<_>>(),
             ["Hello", " from", " the", " mock", " model."],
             "{version}"
         );
@@ -327,18 +311,9 @@ async fn live_an_interrupt_mid_command_ends_the_turn_and_leaves_no_process() {
 
 /// Whether a `sleep 29` started by codex still runs under this process.
 fn sleeping_children() -> bool {
-    reaper::descendants().into_iter().any(|pid| {
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|s| s.trim_start().starts_with('Z'));
-        !zombie
-            && String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .starts_with("sleep 29")
-    })
+    reaper::descendants()
+        .into_iter()
+        .any(|pid| is_running(pid) && command_line(pid).starts_with("sleep 29"))
 }
 
 #[tokio::test]
@@ -351,9 +326,9 @@ async fn live_two_threads_run_turns_at_once_without_mixing_events() {
         let ta = a.start_turn("slow").await.unwrap();
         let tb = b.start_turn("Say hello").await.unwrap();
         let (ea, eb) = tokio::join!(events_of(ta), events_of(tb));
-        assert_eq!(deltas(&ea).len(), 20, "{version}: {ea:?}");
+        assert_eq!(deltas(&ea).count(), 20, "{version}: {ea:?}");
         assert_eq!(
-            deltas(&eb),
+            deltas(&eb).collect::<Vec<_>>(),
             ["Hello", " from", " the", " mock", " model."],
             "{version}"
         );
@@ -406,11 +381,7 @@ async fn live_killing_codex_mid_turn_ends_the_turn_at_once() {
         }
         let pid = live.server.pid().unwrap();
         let killed = Instant::now();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+        sigkill(pid);
         let events = events_of(turn).await;
         let elapsed = killed.elapsed();
         let TurnOutcome::ServerDied { message } = outcome(&events) else {

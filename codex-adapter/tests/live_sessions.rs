@@ -18,9 +18,12 @@ use codex_adapter::{
 use futures::StreamExt;
 use mock_model::{default_script, CodexHome, MockModel, ModelRequest, Reply};
 
-#[path = "support/codex_binaries.rs"]
-mod codex_binaries;
-use codex_binaries::binaries;
+mod support;
+use support::codex_binaries::binaries;
+use support::{command_line, deltas, drain, outcome, poll_until, process_state, sigkill};
+
+/// How long a live turn may take before the test calls it hung.
+const TURN_BOUND: Duration = Duration::from_secs(60);
 
 /// One live test at a time: each starts real codex processes.
 static LIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -123,68 +126,34 @@ impl Rig {
     }
 }
 
-fn sigkill(pid: u32) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-}
-
-/// The live descendants of this process (with their command lines) once
-/// they stop changing, up to 3 s: what outlived codex.
+/// The live descendants of this process (with their command lines), once
+/// there are none or after 3 s: what outlived codex. Nothing announces the
+/// end of a grandchild, so this polls.
 async fn settle() -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let alive: Vec<String> = reaper::descendants()
+    let mut alive = Vec::new();
+    poll_until(Duration::from_secs(3), || {
+        alive = reaper::descendants()
             .into_iter()
-            .filter_map(|pid| {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                let state = stat.rsplit(')').next()?.split_whitespace().next()?;
-                if state == "Z" || state == "X" {
+            .filter_map(|pid| match process_state(pid)? {
+                'Z' | 'X' => {
                     // Reap our zombie children as we go.
                     let _ = nix::sys::wait::waitpid(
                         nix::unistd::Pid::from_raw(pid as i32),
                         Some(nix::sys::wait::WaitPidFlag::WNOHANG),
                     );
-                    return None;
+                    None
                 }
-                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                Some(format!(
-                    "{pid} {}",
-                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
-                ))
+                _ => Some(format!("{pid} {}", command_line(pid))),
             })
             .collect();
-        if alive.is_empty() || Instant::now() >= deadline {
-            return alive;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        alive.is_empty().then_some(())
+    })
+    .await;
+    alive
 }
 
-/// Reads a turn to its end (bounded: a live turn must end).
 async fn events_of(turn: codex_adapter::Turn) -> Vec<TurnEvent> {
-    tokio::time::timeout(Duration::from_secs(60), turn.collect::<Vec<_>>())
-        .await
-        .expect("the live turn must end")
-}
-
-fn outcome(events: &[TurnEvent]) -> &TurnOutcome {
-    match events.last() {
-        Some(TurnEvent::Outcome(o)) => o,
-        other => panic!("the last event is not the outcome: {other:?}"),
-    }
-}
-
-fn deltas(events: &[TurnEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            TurnEvent::AgentMessageDelta { delta, .. } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect()
+    support::events_of(turn, TURN_BOUND).await
 }
 
 /// Starts a turn on `key` and waits for its first text delta: the time a
@@ -207,10 +176,6 @@ async fn first_token(sessions: &Sessions, key: &str, prompt: &str) -> Vec<TurnEv
     }
     events.extend(events_of(turn).await);
     events
-}
-
-fn drain(events: &mut tokio::sync::broadcast::Receiver<SessionEvent>) -> Vec<SessionEvent> {
-    std::iter::from_fn(|| events.try_recv().ok()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,7 +318,9 @@ async fn live_chaos_16_keys_5_turns_3_kills_every_turn_ends_and_history_survives
                                 .unwrap_or_else(|_| panic!("{key} turn {t} hangs"))
                                 .outcome
                             }
-                            Err(Error::ServerDied(message)) => TurnOutcome::ServerDied { message },
+                            Err(Error::ServerDied(reason)) => TurnOutcome::ServerDied {
+                                message: reason.to_string(),
+                            },
                             Err(e) => panic!("{key} turn {t}: {e}"),
                         };
                         match ended {
@@ -368,20 +335,19 @@ async fn live_chaos_16_keys_5_turns_3_kills_every_turn_ends_and_history_survives
             .collect();
         let killer = {
             let sessions = sessions.clone();
+            let mut restarts = sessions.events();
             tokio::spawn(async move {
                 let mut killed = Vec::new();
                 while killed.len() < KILLS {
-                    // A random moment in this codex's life.
+                    // A random moment in this codex's life: the chaos itself.
                     tokio::time::sleep(Duration::from_millis(fastrand::u64(150..1200))).await;
-                    let Some(pid) = sessions.server().and_then(|s| s.pid()) else {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    };
-                    if killed.contains(&pid) {
-                        continue;
+                    match sessions.server().and_then(|s| s.pid()) {
+                        Some(pid) if !killed.contains(&pid) => {
+                            sigkill(pid);
+                            killed.push(pid);
+                        }
+                        _ => restart_after(&mut restarts, &killed).await,
                     }
-                    sigkill(pid);
-                    killed.push(pid);
                 }
                 killed
             })
@@ -458,7 +424,10 @@ async fn live_the_breaker_opens_after_five_failed_starts_and_a_working_codex_hea
         for attempt in 1..=5 {
             let err = rig.sessions.run("chat", "Say hello").await.unwrap_err();
             assert!(
-                matches!(err, Error::ServerDied(_))
+                err.close_reason()
+                    .and_then(|r| r.exit_status())
+                    .and_then(|s| s.code())
+                    == Some(1)
                     && err.to_string().contains("exited with status 1"),
                 "{version} attempt {attempt}: {err}"
             );
@@ -490,7 +459,12 @@ async fn live_the_breaker_opens_after_five_failed_starts_and_a_working_codex_hea
         // The binary works again; once the breaker's time is up, the next
         // call starts it.
         std::fs::remove_file(&failing).unwrap();
-        tokio::time::sleep(open_for).await;
+        // Nothing announces the breaker's time is up: the status says it.
+        let closed = poll_until(open_for * 2, || {
+            (!matches!(rig.sessions.status(), Health::Unavailable { .. })).then_some(())
+        })
+        .await;
+        assert!(closed.is_some(), "{version}: the breaker stayed open");
         let summary = rig.sessions.run("chat", "Say hello").await.unwrap();
         assert!(summary.outcome.is_completed(), "{version}");
         assert!(
@@ -498,6 +472,24 @@ async fn live_the_breaker_opens_after_five_failed_starts_and_a_working_codex_hea
             "{version}"
         );
         rig.finish(version).await;
+    }
+}
+
+/// Waits for a codex not in `killed` to be started: the next to kill.
+async fn restart_after(
+    events: &mut tokio::sync::broadcast::Receiver<SessionEvent>,
+    killed: &[u32],
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let event = tokio::time::timeout(TURN_BOUND, events.recv())
+            .await
+            .expect("a killed codex is restarted while turns need it");
+        match event {
+            Ok(SessionEvent::Restarted { pid: Some(pid), .. }) if !killed.contains(&pid) => return,
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => panic!("the sessions closed during the chaos"),
+        }
     }
 }
 
@@ -558,6 +550,8 @@ async fn live_a_turn_waiting_on_a_person_is_untouched_by_six_flooding_threads() 
             })
             .collect();
         let held = Instant::now();
+        // The person thinks for 5 s while the floods stream: the scenario,
+        // not a wait for the floods (joined below).
         tokio::time::sleep(Duration::from_secs(5)).await;
         let mut flooded = Vec::new();
         for flood in floods {
@@ -583,7 +577,7 @@ async fn live_a_turn_waiting_on_a_person_is_untouched_by_six_flooding_threads() 
                 "{version} flood-{i}: a flood turn lost events"
             );
             assert_eq!(
-                deltas(events),
+                deltas(events).collect::<String>(),
                 expected,
                 "{version} flood-{i}: deltas lost or mixed"
             );

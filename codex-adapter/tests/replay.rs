@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use codex_adapter::decode::{Family, TurnDecoder};
-use codex_adapter::event::ItemStatus;
+use codex_adapter::event::{ItemKind, ItemStatus};
 use codex_adapter::{
     AppServer, ApprovalDecision, ApprovalKind, ApprovalPolicy, ThreadOptions, TurnEvent,
     TurnOptions, TurnOutcome,
@@ -403,15 +403,15 @@ async fn retries_are_reported_and_keep_an_object_error_info() {
 #[tokio::test]
 async fn items_open_at_an_interrupt_are_closed_as_abandoned() {
     for (name, kind) in [
-        ("interrupt_command072", "commandExecution"),
-        ("interrupt_command_latest", "commandExecution"),
-        ("interrupt_streaming072", "agentMessage"),
-        ("interrupt_streaming_latest", "agentMessage"),
+        ("interrupt_command072", ItemKind::CommandExecution),
+        ("interrupt_command_latest", ItemKind::CommandExecution),
+        ("interrupt_streaming072", ItemKind::AgentMessage),
+        ("interrupt_streaming_latest", ItemKind::AgentMessage),
     ] {
         let r = replay(name, ApprovalPolicy::default()).await;
         let n = r.events.len();
         assert!(
-            matches!(&r.events[n - 2], TurnEvent::ItemAbandoned { kind: k, .. } if k == kind),
+            matches!(&r.events[n - 2], TurnEvent::ItemAbandoned { kind: k, .. } if *k == kind),
             "{name}: {:?}",
             r.events
         );

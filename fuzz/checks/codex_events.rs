@@ -11,11 +11,12 @@
 //! Whatever the JSON: nothing panics; a method no variant models comes back
 //! as `TurnEvent::Other` with its method and params unchanged; `map_legacy`
 //! ignores methods outside `codex/event/`; every event serializes to a JSON
-//! object with a string `"type"` (the `codex_turn --json` shape); and a turn
+//! object with a string `"type"` (the `codex-turn --json` shape); and a turn
 //! ends exactly once: one `Outcome`, last, preceded only by the
 //! `ItemAbandoned` events that close what was open, and nothing after it.
 
-use codex_adapter::decode::{map_legacy, map_v2, route_of, Family, TurnDecoder, LEGACY_PREFIX};
+use codex_adapter::decode::{map_legacy, map_v2, Family, TurnDecoder, LEGACY_PREFIX};
+use codex_adapter::route::route_of;
 use codex_adapter::{TurnEvent, TurnOutcome};
 use jsonrpc_stdio::message::Message;
 use serde_json::Value;
@@ -155,7 +156,7 @@ fn check_event(event: &TurnEvent, method: &str, params: &Value) {
     check_serializes(event);
 }
 
-/// The `codex_turn --json` shape: an object with a string `"type"`.
+/// The `codex-turn --json` shape: an object with a string `"type"`.
 fn check_serializes(event: &TurnEvent) {
     let json =
         serde_json::to_value(event).unwrap_or_else(|e| panic!("{event:?} does not serialize: {e}"));

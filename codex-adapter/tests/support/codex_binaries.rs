@@ -1,7 +1,7 @@
 //! Where the live tests find the real codex binaries, and what they do when
 //! one is missing: fail under `CI=true` (a missing dependency must never pass
-//! as a skipped test), skip with the reason elsewhere. Shared by the codex
-//! live tests of `codex-adapter` and `examples` through `#[path]`.
+//! as a skipped test), skip with the reason elsewhere. Part of codex-adapter's
+//! test support; `codex-turn`'s tests include it through `#[path]`.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,7 @@ pub const VERSIONS: [(&str, &str, &str); 2] = [
 
 /// The codex binaries to test, or none (with the reason printed) outside CI.
 pub fn binaries() -> Vec<(&'static str, PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = workspace_root();
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let mut found = Vec::new();
     for (version, var, default) in VERSIONS {
@@ -44,4 +44,14 @@ pub fn binaries() -> Vec<(&'static str, PathBuf)> {
         }
     }
     found
+}
+
+/// The workspace root (the directory with `Cargo.lock`), whichever crate
+/// includes this file and however deep it sits.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists())
+        .expect("the crate lies inside the workspace")
+        .to_path_buf()
 }

@@ -2,9 +2,11 @@
 //! server-sent events) for a real `codex app-server` to run turns with no
 //! account and no network.
 //!
-//! [`MockModel::start`] binds `127.0.0.1:0` and answers every
-//! `POST …/responses` with a [`Reply`] chosen by a script (a closure over the
-//! [`ModelRequest`]); [`default_script`] reads directives from the prompt.
+//! [`MockModel::start`] binds `127.0.0.1:0` and serves (axum on hyper's
+//! HTTP/1.1) every `POST …/responses` with a [`Reply`] chosen by a script (a
+//! closure over the [`ModelRequest`]); [`default_script`] reads directives
+//! from the prompt. `GET …/models` lists the metadata of the one model,
+//! `mock-model`, so codex does not fall back to (and warn about) defaults.
 //! [`CodexHome`] writes a temporary `CODEX_HOME` whose `config.toml` points
 //! codex at the mock. Each response ends its HTTP body after the last event:
 //! codex 0.72.0 only ends a turn when the body closes.
@@ -24,9 +26,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::convert::Infallible;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use futures::stream::{self, StreamExt};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 /// What the mock answers to one model request.
@@ -53,7 +66,7 @@ pub enum Reply {
     },
     /// An HTTP error status with a JSON body.
     HttpError {
-        /// The status, e.g. 500.
+        /// The status, e.g. 500 (one outside 100–999 is sent as 500).
         status: u16,
     },
     /// Streams `chunks` of a message, then closes the body before
@@ -264,7 +277,7 @@ impl MockModel {
             requests: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
         });
-        let task = tokio::spawn(serve(listener, shared.clone()));
+        let task = tokio::spawn(serve(listener, router(shared.clone())));
         Ok(MockModel { addr, shared, task })
     }
 
@@ -303,13 +316,25 @@ impl Drop for MockModel {
 /// loop does not spin on an error that persists.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections and serves each with hyper's HTTP/1.1 (codex speaks
+/// nothing else to a plain-HTTP provider). Not `axum::serve`: it spawns
+/// connections on their own, so dropping it would leave a stalled response
+/// streaming; here every connection lives in one `JoinSet` that dies with
+/// this task.
+async fn serve(listener: TcpListener, router: Router) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(connection(stream, shared.clone()));
+                    let service = TowerToHyperService::new(router.clone());
+                    connections.spawn(async move {
+                        let conn = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service);
+                        if let Err(e) = conn.await {
+                            tracing::debug!(target: "mock_model", "connection ended: {e}");
+                        }
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(target: "mock_model", "accept failed: {e}");
@@ -322,159 +347,89 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// The largest request body accepted (codex sends whole conversations).
+/// The largest request body accepted (codex sends whole conversations; axum's
+/// default limit is 2 MiB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
-struct HttpRequest {
-    method: String,
-    path: String,
-    body: Vec<u8>,
+/// Every path goes to one handler that matches on the path's end, as codex
+/// may put any prefix before `/responses` and `/models`.
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(shared)
 }
 
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<HttpRequest>> {
-    let mut buf = Vec::with_capacity(8192);
-    let header_end = loop {
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return Err(std::io::Error::other("request headers too long"));
-        }
-        let mut chunk = [0u8; 8192];
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or_default().split(' ');
-    let method = first.next().unwrap_or_default().to_owned();
-    let path = first.next().unwrap_or_default().to_owned();
-    let mut content_length = None;
-    let mut chunked = false;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-            if name == "content-length" {
-                content_length = value.parse::<usize>().ok();
-            } else if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            }
-        }
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    if method == Method::GET && path.ends_with("/models") {
+        return json_response(StatusCode::OK, model_catalog().to_string());
     }
-    let mut rest = buf[header_end..].to_vec();
-    let body = if chunked {
-        read_chunked(stream, rest).await?
-    } else {
-        let len = content_length.unwrap_or(0).min(MAX_BODY);
-        while rest.len() < len {
-            let mut chunk = vec![0u8; (len - rest.len()).min(64 * 1024)];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            rest.extend_from_slice(&chunk[..n]);
-        }
-        rest.truncate(len);
-        rest
-    };
-    Ok(Some(HttpRequest { method, path, body }))
-}
-
-async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        // Wait for a size line.
-        let line_end = loop {
-            if let Some(pos) = buf.windows(2).position(|w| w == b"\r\n") {
-                break pos;
-            }
-            if buf.len() > 1024 {
-                return Err(std::io::Error::other("chunk size line too long"));
-            }
-            fill(stream, &mut buf).await?;
-        };
-        let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| std::io::Error::other("bad chunk size"))?;
-        buf.drain(..line_end + 2);
-        if size == 0 {
-            return Ok(body);
-        }
-        // The size comes from the peer: refuse it before any arithmetic on
-        // it or any read, so neither can overflow nor buffer past the cap.
-        if size > MAX_BODY - body.len() {
-            return Err(std::io::Error::other("request body too long"));
-        }
-        while buf.len() < size + 2 {
-            fill(stream, &mut buf).await?;
-        }
-        body.extend_from_slice(&buf[..size]);
-        buf.drain(..size + 2);
+    if method != Method::POST || !path.ends_with("/responses") {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            r#"{"error":{"message":"not found"}}"#.to_owned(),
+        );
     }
-}
-
-async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut chunk = [0u8; 8192];
-    let n = stream.read(&mut chunk).await?;
-    if n == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(())
-}
-
-async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
-    let request = match read_request(&mut stream).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::debug!(target: "mock_model", "bad request: {e}");
-            let body = json!({"error": {"message": format!("bad request: {e}")}}).to_string();
-            let _ = write_plain(&mut stream, 400, &body).await;
-            return;
-        }
-    };
-    if request.method != "POST" || !request.path.ends_with("/responses") {
-        let _ = write_plain(&mut stream, 404, r#"{"error":{"message":"not found"}}"#).await;
-        return;
-    }
-    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    let model_request = ModelRequest { body };
-    let reply = (shared.script)(&model_request);
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let request = ModelRequest { body };
+    let reply = (shared.script)(&request);
     shared
         .requests
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(model_request.clone());
+        .push(request.clone());
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = respond(&mut stream, &model_request, reply, id).await {
-        tracing::debug!(target: "mock_model", "response cut short: {e}");
-    }
+    respond(&request, reply, id)
 }
 
-async fn write_plain(stream: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        match status {
-            400 => "Bad Request",
-            404 => "Not Found",
-            _ => "Internal Server Error",
-        },
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn event(stream: &mut TcpStream, data: Value) -> std::io::Result<()> {
+/// The slug `mock_config_toml` selects and `GET …/models` describes.
+const MODEL_SLUG: &str = "mock-model";
+
+/// The `GET …/models` listing: metadata for [`MODEL_SLUG`], so codex's
+/// models manager knows the slug and does not warn that it runs on
+/// fallback metadata. The values
+/// are codex's own fallback ones, so requests keep their tools and limits;
+/// only the base instructions are a line of ours instead of codex's long
+/// prompt, which a mock does not read.
+fn model_catalog() -> Value {
+    json!({"models": [{
+        "slug": MODEL_SLUG,
+        "display_name": MODEL_SLUG,
+        "description": "A loopback stand-in for the OpenAI Responses API.",
+        "default_reasoning_level": null,
+        "supported_reasoning_levels": [],
+        "shell_type": "default",
+        "visibility": "list",
+        "supported_in_api": true,
+        "priority": 0,
+        "base_instructions": "You are mock-model, a scripted stand-in for a model.",
+        "supports_reasoning_summaries": false,
+        "support_verbosity": false,
+        "truncation_policy": {"mode": "bytes", "limit": 10_000},
+        "supports_parallel_tool_calls": false,
+        "context_window": 272_000,
+        "max_context_window": 272_000,
+        "effective_context_window_percent": 95,
+        "experimental_supported_tools": [],
+        "input_modalities": ["text", "image"],
+        "web_search_tool_type": "text"
+    }]})
+}
+
+/// One SSE event, named after its `type` as the Responses API does.
+fn event(data: Value) -> Event {
     let ty = data["type"].as_str().unwrap_or_default().to_owned();
-    let frame = format!("event: {ty}\ndata: {data}\n\n");
-    stream.write_all(frame.as_bytes()).await?;
-    stream.flush().await
+    Event::default().event(ty).data(data.to_string())
 }
 
 fn usage() -> Value {
@@ -487,50 +442,51 @@ fn usage() -> Value {
     })
 }
 
-async fn respond(
-    stream: &mut TcpStream,
-    request: &ModelRequest,
-    reply: Reply,
-    id: u64,
-) -> std::io::Result<()> {
-    if let Reply::HttpError { status } = reply {
-        return write_plain(
-            stream,
-            status,
-            r#"{"error":{"message":"mock model failure","type":"server_error"}}"#,
-        )
-        .await;
+/// What a streamed reply sends: events, each after its pause, and whether
+/// the body then ends or stays open.
+struct Events {
+    steps: Vec<(Duration, Value)>,
+    hold_open: bool,
+}
+
+impl Events {
+    fn now(&mut self, data: Value) {
+        self.steps.push((Duration::ZERO, data));
     }
-    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
-    stream.write_all(head.as_bytes()).await?;
+}
+
+fn respond(request: &ModelRequest, reply: Reply, id: u64) -> Response {
+    if let Reply::HttpError { status } = reply {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return json_response(
+            status,
+            r#"{"error":{"message":"mock model failure","type":"server_error"}}"#.to_owned(),
+        );
+    }
+    let mut out = Events {
+        steps: Vec::new(),
+        hold_open: false,
+    };
     let resp_id = format!("resp_{id}");
-    event(
-        stream,
-        json!({"type": "response.created", "response": {"id": resp_id}}),
-    )
-    .await?;
+    out.now(json!({"type": "response.created", "response": {"id": resp_id}}));
     let completed =
         json!({"type": "response.completed", "response": {"id": resp_id, "usage": usage()}});
     match reply {
         Reply::Text { chunks, delay } => {
-            message(stream, id, &chunks, delay).await?;
-            event(stream, completed).await?;
+            message(&mut out, id, &chunks, delay);
+            out.now(completed);
         }
         Reply::Disconnect { chunks } => {
             let msg_id = format!("msg_{id}");
-            event(
-                stream,
+            out.now(
                 json!({"type": "response.output_item.added", "output_index": 0,
                 "item": {"type": "message", "role": "assistant", "id": msg_id, "content": []}}),
-            )
-            .await?;
+            );
             for chunk in &chunks {
-                event(
-                    stream,
+                out.now(
                     json!({"type": "response.output_text.delta", "item_id": msg_id,
                     "output_index": 0, "content_index": 0, "delta": chunk}),
-                )
-                .await?;
+                );
             }
         }
         Reply::Shell { command } => {
@@ -543,11 +499,10 @@ async fn respond(
             } else {
                 ("exec_command", json!({"cmd": command}).to_string())
             };
-            event(stream, json!({"type": "response.output_item.done", "output_index": 0,
+            out.now(json!({"type": "response.output_item.done", "output_index": 0,
                 "item": {"type": "function_call", "id": format!("fc_{id}"), "call_id": format!("call_{id}"),
-                         "name": call.0, "arguments": call.1}}))
-            .await?;
-            event(stream, completed).await?;
+                         "name": call.0, "arguments": call.1}}));
+            out.now(completed);
         }
         Reply::Patch { patch } => {
             let tools = request.tools();
@@ -564,69 +519,73 @@ async fn respond(
                     "call_id": format!("call_{id}"), "name": "exec_command",
                     "arguments": json!({"cmd": format!("apply_patch <<'PATCH'\n{patch}PATCH\n")}).to_string()}),
             };
-            event(
-                stream,
-                json!({"type": "response.output_item.done", "output_index": 0, "item": item}),
-            )
-            .await?;
-            event(stream, completed).await?;
+            out.now(json!({"type": "response.output_item.done", "output_index": 0, "item": item}));
+            out.now(completed);
         }
         Reply::Failed { message } => {
-            event(
-                stream,
+            out.now(
                 json!({"type": "response.failed", "response": {"id": resp_id,
                 "error": {"code": "server_error", "message": message}}}),
-            )
-            .await?;
+            );
         }
-        Reply::Stall => {
-            std::future::pending::<()>().await;
-        }
+        Reply::Stall => out.hold_open = true,
         Reply::HttpError { .. } => unreachable!("answered above"),
     }
-    stream.shutdown().await
+    sse(out)
 }
 
-async fn message(
-    stream: &mut TcpStream,
-    id: u64,
-    chunks: &[String],
-    delay: Duration,
-) -> std::io::Result<()> {
-    let msg_id = format!("msg_{id}");
-    event(
-        stream,
-        json!({"type": "response.output_item.added", "output_index": 0,
-        "item": {"type": "message", "role": "assistant", "id": msg_id, "content": []}}),
-    )
-    .await?;
-    for chunk in chunks {
+/// Streams the events, each after its pause. The body ends after the last
+/// event (codex 0.72.0 ends a turn only then) unless it is held open. The
+/// stream is polled by the connection task, so a dropped connection or
+/// server stops it: nothing outlives either.
+fn sse(script: Events) -> Response {
+    let events = stream::iter(script.steps).then(|(delay, data)| async move {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        event(
-            stream,
+        Ok::<_, Infallible>(event(data))
+    });
+    let tail = if script.hold_open {
+        stream::pending().left_stream()
+    } else {
+        stream::empty().right_stream()
+    };
+    Sse::new(events.chain(tail)).into_response()
+}
+
+fn message(out: &mut Events, id: u64, chunks: &[String], delay: Duration) {
+    let msg_id = format!("msg_{id}");
+    out.now(
+        json!({"type": "response.output_item.added", "output_index": 0,
+        "item": {"type": "message", "role": "assistant", "id": msg_id, "content": []}}),
+    );
+    for chunk in chunks {
+        out.steps.push((
+            delay,
             json!({"type": "response.output_text.delta", "item_id": msg_id,
-            "output_index": 0, "content_index": 0, "delta": chunk}),
-        )
-        .await?;
+                "output_index": 0, "content_index": 0, "delta": chunk}),
+        ));
     }
     let text: String = chunks.concat();
-    event(
-        stream,
+    out.now(
         json!({"type": "response.output_item.done", "output_index": 0,
         "item": {"type": "message", "role": "assistant", "id": msg_id,
                  "content": [{"type": "output_text", "text": text}]}}),
-    )
-    .await
+    );
 }
 
 /// The `config.toml` that points codex at a mock model at `base_url`, with
 /// retries off (a failure shows at once) and the features that reach the
 /// network off.
+///
+/// The provider's `auth` command is there so codex fetches the model's
+/// metadata from the mock's `GET …/models`: codex asks a provider for its
+/// models only when it has credentials, and without metadata it warns
+/// before every first turn. `echo` prints a token nobody checks; codex
+/// 0.72.0 ignores the table.
 pub fn mock_config_toml(base_url: &str) -> String {
     format!(
-        r#"model = "mock-model"
+        r#"model = "{MODEL_SLUG}"
 model_provider = "mock"
 
 [model_providers.mock]
@@ -635,6 +594,10 @@ base_url = "{base_url}"
 wire_api = "responses"
 request_max_retries = 0
 stream_max_retries = 0
+
+[model_providers.mock.auth]
+command = "echo"
+args = ["mock-token"]
 
 [features]
 plugins = false
@@ -682,142 +645,4 @@ impl CodexHome {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn post(addr: &str, body: &str) -> String {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        let req = format!(
-            "POST /v1/responses HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
-    }
-
-    /// `host:port` of the mock, for a raw HTTP request.
-    fn addr_of(model: &MockModel) -> String {
-        model
-            .base_url()
-            .trim_start_matches("http://")
-            .trim_end_matches("/v1")
-            .to_owned()
-    }
-
-    fn prompt(text: &str) -> String {
-        json!({"input": [{"type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": text}]}]})
-        .to_string()
-    }
-
-    #[tokio::test]
-    async fn a_text_reply_streams_deltas_and_ends_the_body() {
-        let model = MockModel::start_default().await.unwrap();
-        let addr = addr_of(&model);
-        let out = post(&addr, &prompt("say hi")).await;
-        assert!(out.starts_with("HTTP/1.1 200 OK"));
-        assert!(out.contains("content-type: text/event-stream"));
-        let kinds: Vec<&str> = out
-            .lines()
-            .filter_map(|l| l.strip_prefix("event: "))
-            .collect();
-        assert_eq!(kinds.first(), Some(&"response.created"));
-        assert_eq!(kinds.last(), Some(&"response.completed"));
-        assert!(out.contains(r#""delta":" mock""#));
-        assert_eq!(model.requests().len(), 1);
-        assert_eq!(model.requests()[0].user_text(), "say hi");
-    }
-
-    #[tokio::test]
-    async fn a_chunked_request_body_is_read() {
-        let model = MockModel::start_default().await.unwrap();
-        let addr = addr_of(&model);
-        let body = prompt("http500");
-        let mut s = TcpStream::connect(&addr).await.unwrap();
-        let req = format!(
-            "POST /v1/responses HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        assert!(out.starts_with("HTTP/1.1 500"), "{out}");
-    }
-
-    /// Sends `raw` as one request and returns everything the mock answers.
-    async fn exchange(addr: &str, raw: &[u8]) -> String {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(raw).await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
-    }
-
-    #[tokio::test]
-    async fn a_chunk_size_near_usize_max_is_a_bad_request_not_an_overflow() {
-        let model = MockModel::start_default().await.unwrap();
-        let addr = addr_of(&model);
-        for size in ["ffffffffffffffff", "fffffffffffffffe", "4000001"] {
-            let req = format!(
-                "POST /v1/responses HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n{size}\r\nxx"
-            );
-            let out = exchange(&addr, req.as_bytes()).await;
-            assert!(out.starts_with("HTTP/1.1 400"), "{size}: {out}");
-            assert!(out.contains("request body too long"), "{size}: {out}");
-        }
-        // The mock still serves.
-        assert!(post(&addr, &prompt("hi")).await.starts_with("HTTP/1.1 200"));
-    }
-
-    #[test]
-    fn each_codex_home_is_a_fresh_private_directory() {
-        use std::os::unix::fs::PermissionsExt;
-        let a = CodexHome::new().unwrap();
-        let b = CodexHome::new().unwrap();
-        assert_ne!(a.path(), b.path());
-        for home in [&a, &b] {
-            let meta = std::fs::symlink_metadata(home.path()).unwrap();
-            assert!(meta.is_dir() && !meta.file_type().is_symlink());
-            assert_eq!(
-                meta.permissions().mode() & 0o777,
-                0o700,
-                "{:?}",
-                home.path()
-            );
-            assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
-        }
-        let path = a.path().to_owned();
-        drop(a);
-        assert!(!path.exists(), "removed on drop");
-    }
-
-    #[test]
-    fn a_tool_output_gets_a_closing_message() {
-        let req = ModelRequest {
-            body: json!({"input": [
-                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "run: ls"}]},
-                {"type": "function_call_output", "call_id": "c", "output": "ok"}
-            ]}),
-        };
-        assert_eq!(default_script(&req), Reply::text("Command ran fine"));
-    }
-
-    #[test]
-    fn the_default_script_reads_directives_from_the_prompt() {
-        let req = |t: &str| ModelRequest {
-            body: serde_json::from_str(&prompt(t)).unwrap(),
-        };
-        assert_eq!(
-            default_script(&req("please run: echo hi")),
-            Reply::Shell {
-                command: "echo hi".into()
-            }
-        );
-        assert_eq!(
-            default_script(&req("http500")),
-            Reply::HttpError { status: 500 }
-        );
-    }
-}
+mod tests;

@@ -100,6 +100,13 @@ impl ServerCommand {
         &self.program
     }
 
+    /// The same command running another program: for a launcher that knows
+    /// the arguments and environment before it has found the program.
+    pub fn with_program(mut self, program: impl Into<OsString>) -> Self {
+        self.program = program.into();
+        self
+    }
+
     /// Starts the server through its owner (see [`ServerProcess::start`]).
     /// A failure names the culprit: the working directory, the program and
     /// the `PATH` searched, or the permission missing.

@@ -1,10 +1,13 @@
-//! `fake_app_server`: a scriptable stand-in for `codex app-server`, for what
-//! a real one will not do on demand (go silent, die mid-turn, die in the
-//! handshake, be slow but alive). It speaks codex's v2 wire shapes.
+//! The fake app-server: a scriptable stand-in for `codex app-server`, for
+//! what a real one will not do on demand (go silent, die mid-turn, die in
+//! the handshake, be slow but alive). It speaks codex's v2 wire shapes. The
+//! test binary becomes it when started with `CODEX_ADAPTER_FAKE_APP_SERVER=1`
+//! (see [`crate::fake`]), so it is a real child process with real pipes,
+//! exit statuses and stderr.
 //!
 //! ```text
 //! fake_app_server [app-server] [--handshake ok|exit|hang] [--turns PLAN,PLAN,...]
-//!                 [--once FILE] [--resume ok|unknown|held]
+//!                 [--once FILE] [--resume ok|unknown|held] [--lock FILE]
 //! ```
 //!
 //! `--handshake exit` writes a line to stderr and exits 1 on `initialize`;
@@ -13,8 +16,11 @@
 //! creates FILE. `--resume` answers `thread/resume` like codex does for a
 //! thread it has (`ok`, the default), one it never saved (`unknown`: "no
 //! rollout found"), or one another process writes (`held`: "already has an
-//! active writer"); `thread/fork` always works. Each `turn/start` takes the
-//! next plan (the last one repeats; default `complete`):
+//! active writer"); `thread/fork` always works. `--lock FILE` holds an
+//! exclusive `flock` on FILE from before the handshake until the process
+//! ends, so a test can wait for its end. `initialize` answers with a user
+//! agent naming its arguments, working directory and `CODEX_HOME`. Each `turn/start` takes the next
+//! plan (the last one repeats; default `complete`):
 //!
 //! | plan | what the turn does |
 //! |---|---|
@@ -42,12 +48,16 @@ fn send(out: &mut impl Write, v: Value) {
     let _ = out.flush();
 }
 
-fn main() {
+/// Serves one connection on stdin/stdout; `args` as in the module docs.
+pub fn serve(args: impl Iterator<Item = String>) {
+    let args: Vec<String> = args.collect();
+    let user_agent = user_agent(&args);
+    let mut args = args.into_iter();
     let mut handshake = "ok".to_owned();
     let mut plans: Vec<String> = vec!["complete".into()];
     let mut once = None;
     let mut resume = "ok".to_owned();
-    let mut args = std::env::args().skip(1);
+    let mut lock = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--handshake" => handshake = args.next().unwrap_or_default(),
@@ -61,9 +71,17 @@ fn main() {
             }
             "--once" => once = args.next(),
             "--resume" => resume = args.next().unwrap_or_default(),
+            "--lock" => lock = args.next(),
             _ => {}
         }
     }
+    // Held, never read: the kernel lets go of it when this process ends.
+    let _held = lock.map(|file| {
+        let file = std::fs::File::create(file).expect("the lock file");
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| e)
+            .expect("the lock is free")
+    });
     if let Some(file) = once {
         if std::path::Path::new(&file).exists() {
             if plans.len() > 1 {
@@ -97,7 +115,7 @@ fn main() {
                 "hang" => {}
                 _ => send(
                     &mut out,
-                    json!({"id": id, "result": {"userAgent": "fake_app_server/0.0.1"}}),
+                    json!({"id": id, "result": {"userAgent": user_agent}}),
                 ),
             },
             "thread/resume" if resume != "ok" => {
@@ -158,6 +176,17 @@ fn main() {
             ),
         }
     }
+}
+
+/// Names what this process was started with, so a test can check what an
+/// `AppServerBuilder` passes on.
+fn user_agent(args: &[String]) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let home = std::env::var("CODEX_HOME").ok();
+    format!(
+        "fake_app_server/0.0.1 args={args:?} cwd={} CODEX_HOME={home:?}",
+        cwd.display()
+    )
 }
 
 fn run_turn(

@@ -14,10 +14,19 @@ use serde_json::Value;
 /// has no wait with a deadline, so the tests poll `try_wait` up to one.
 const EXIT_POLL: Duration = Duration::from_millis(20);
 
-/// Where `scripts/install-tools servers` installs the npm servers.
-pub const NPM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/npm/node_modules");
+/// Where `scripts/install-tools servers` installs the npm servers: `.tools/`
+/// at the workspace root (the directory with `Cargo.lock`). Found from the
+/// including crate, since `examples/jrpc` shares this file through `#[path]`.
+pub fn npm() -> PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists())
+        .unwrap_or(manifest);
+    root.join(".tools/npm/node_modules")
+}
 
-/// Overrides [`NPM`] (e.g. to check what a missing install does).
+/// Overrides [`npm`] (e.g. to check what a missing install does).
 pub const NPM_OVERRIDE: &str = "JSONRPC_STDIO_NPM_MODULES";
 
 /// Every live run is bounded by this.
@@ -49,7 +58,7 @@ server.on('close', (code, signal) => {
 /// under `CI=true` the test fails (CI installs the servers, so a missing one
 /// is a broken build); elsewhere it prints why it skips and returns `None`.
 pub fn installed(relative: &str, what: &str) -> Option<PathBuf> {
-    let npm = std::env::var_os(NPM_OVERRIDE).map_or_else(|| PathBuf::from(NPM), PathBuf::from);
+    let npm = std::env::var_os(NPM_OVERRIDE).map_or_else(npm, PathBuf::from);
     let path = npm.join(relative);
     let node = Command::new("node")
         .arg("--version")
@@ -70,6 +79,46 @@ pub fn installed(relative: &str, what: &str) -> Option<PathBuf> {
     }
     eprintln!("skipping: {problem}; {advice}");
     None
+}
+
+/// Builds `cargo build -p package <target...>` into this test's own target
+/// directory and profile (nothing to do when it is fresh), and returns that
+/// profile's directory. Before a test, cargo builds neither another
+/// package's binaries nor, when tests are picked with `--test`, this
+/// package's examples.
+fn cargo_build(package: &str, target: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test>-<hash>
+    let profile_dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => "dev",
+        other => other,
+    };
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", package])
+        .args(target)
+        .args(["--profile", profile, "--target-dir"])
+        .arg(profile_dir.parent().unwrap())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success(),
+        "cargo build -p {package} {target:?}: {status}"
+    );
+    profile_dir.to_owned()
+}
+
+/// The path of this package's example `name`, built.
+pub fn example(name: &str) -> String {
+    let dir = cargo_build(env!("CARGO_PKG_NAME"), &["--example", name]);
+    dir.join("examples").join(name).to_str().unwrap().to_owned()
+}
+
+/// The path of binary `name` of the workspace's `package`, built.
+pub fn binary(package: &str, name: &str) -> String {
+    let dir = cargo_build(package, &["--bin", name]);
+    dir.join(name).to_str().unwrap().to_owned()
 }
 
 /// A fresh directory for one run's wire logs, unique to this process.

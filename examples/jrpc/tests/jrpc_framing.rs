@@ -4,6 +4,7 @@
 //! Needs `node` and `scripts/install-tools servers`. Without them the live
 //! tests skip with a printed reason, except under `CI=true`, where they fail.
 
+#[path = "../../../jsonrpc-stdio/tests/live_support/mod.rs"]
 mod live_support;
 
 use serde_json::Value;

@@ -1,21 +1,20 @@
-//! The adapter against `fake_app_server`, a real child process scripted to do
-//! what a real codex will not do on demand: go silent, die mid-turn, die in
-//! the handshake, be slow but alive.
+//! Turns, watchdogs, approvals and deaths on one fake app-server: what a
+//! real codex will not do on demand (go silent, die mid-turn, die in the
+//! handshake, be slow but alive).
 
 use std::time::{Duration, Instant};
 
 use codex_adapter::event::TimeLimit;
 use codex_adapter::{
-    AppServer, AppServerBuilder, ApprovalPolicy, Error, Sessions, ThreadOptions, TurnEvent,
-    TurnLimits, TurnOptions, TurnOutcome,
+    AppServer, ApprovalPolicy, Error, Sessions, ThreadOptions, TurnEvent, TurnLimits, TurnOptions,
+    TurnOutcome,
 };
 use futures::StreamExt;
+use libtest_mimic::Trial;
+use mock_model::CodexHome;
 
-fn fake(args: &[&str]) -> AppServerBuilder {
-    AppServer::builder()
-        .codex(env!("CARGO_BIN_EXE_fake_app_server"))
-        .args(args.iter().copied())
-}
+use crate::fake_server as fake;
+use crate::trials;
 
 fn limits(idle_ms: u64, budget_ms: u64) -> TurnOptions {
     TurnOptions::default().limits(TurnLimits {
@@ -31,7 +30,6 @@ async fn outcome_of(turn: codex_adapter::Turn) -> TurnOutcome {
         .outcome
 }
 
-#[tokio::test]
 async fn a_silent_turn_times_out_with_a_clear_error_and_frees_the_thread() {
     let server = fake(&["--turns", "silent,complete"]).spawn().await.unwrap();
     let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -57,7 +55,6 @@ async fn a_silent_turn_times_out_with_a_clear_error_and_frees_the_thread() {
     assert_eq!(next.final_text.as_deref(), Some("Hello fake"));
 }
 
-#[tokio::test]
 async fn a_slow_but_alive_turn_is_not_cut_off() {
     let server = fake(&["--turns", "slow"]).spawn().await.unwrap();
     let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -69,7 +66,6 @@ async fn a_slow_but_alive_turn_is_not_cut_off() {
     assert!(outcome_of(turn).await.is_completed());
 }
 
-#[tokio::test]
 async fn the_turn_budget_ends_a_turn_that_keeps_talking() {
     let server = fake(&["--turns", "slow"]).spawn().await.unwrap();
     let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -90,7 +86,6 @@ async fn the_turn_budget_ends_a_turn_that_keeps_talking() {
     );
 }
 
-#[tokio::test]
 async fn the_app_server_dying_mid_turn_ends_every_open_turn_at_once() {
     let server = fake(&["--turns", "open,die"]).spawn().await.unwrap();
     let a = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -122,20 +117,30 @@ async fn the_app_server_dying_mid_turn_ends_every_open_turn_at_once() {
     assert!(started.elapsed() < Duration::from_millis(200));
     assert!(err.is_server_dead(), "{err}");
     assert!(err.to_string().contains("status 7"), "{err}");
+    let reason = err.close_reason().expect("a death keeps its reason");
+    assert_eq!(reason.exit_status().and_then(|s| s.code()), Some(7));
+    assert!(
+        reason.stderr_tail().contains("simulated crash mid-turn"),
+        "{reason:?}"
+    );
     assert!(server.start_thread(ThreadOptions::default()).await.is_err());
 }
 
-#[tokio::test]
 async fn exiting_during_the_handshake_is_a_start_error_with_the_cause() {
     let err = fake(&["--handshake", "exit"]).spawn().await.unwrap_err();
-    let Error::ServerDied(message) = &err else {
+    let Error::ServerDied(reason) = &err else {
         panic!("{err:?}");
     };
+    let message = reason.to_string();
     assert!(message.contains("status 1"), "{message}");
     assert!(message.contains("invalid model provider"), "{message}");
+    assert_eq!(reason.exit_status().and_then(|s| s.code()), Some(1));
+    assert!(
+        reason.stderr_tail().contains("invalid model provider"),
+        "{reason:?}"
+    );
 }
 
-#[tokio::test]
 async fn a_wedged_handshake_fails_after_its_bound() {
     let started = Instant::now();
     let err = fake(&["--handshake", "hang"])
@@ -157,7 +162,6 @@ async fn a_wedged_handshake_fails_after_its_bound() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-#[tokio::test]
 async fn a_missing_binary_says_where_it_looked() {
     let err = AppServer::builder()
         .codex("/nonexistent/codex")
@@ -168,7 +172,46 @@ async fn a_missing_binary_says_where_it_looked() {
     assert!(err.is_server_dead());
 }
 
-#[tokio::test]
+async fn the_builder_passes_codex_its_arguments_environment_and_directory() {
+    let work = CodexHome::new().unwrap();
+    let home = CodexHome::new().unwrap();
+    let server = fake(&["--turns", "complete"])
+        .env("CODEX_HOME", "/replaced/below")
+        .codex_home(home.path())
+        .current_dir(work.path())
+        .spawn()
+        .await
+        .unwrap();
+    let cwd = std::fs::canonicalize(work.path()).unwrap();
+    assert_eq!(
+        server.user_agent(),
+        format!(
+            "fake_app_server/0.0.1 args=[\"--turns\", \"complete\"] cwd={} CODEX_HOME={:?}",
+            cwd.display(),
+            Some(home.path().display().to_string())
+        )
+    );
+
+    let me = std::env::current_exe().unwrap();
+    let server = AppServer::builder()
+        .codex(me)
+        .env(crate::FAKE_APP_SERVER, "1")
+        .env("CODEX_HOME", home.path())
+        .env_remove("CODEX_HOME")
+        .spawn()
+        .await
+        .unwrap();
+    // Without args(), codex is told to be an app-server; env_remove undoes
+    // an earlier env, as the builder's calls apply in order.
+    assert_eq!(
+        server.user_agent(),
+        format!(
+            "fake_app_server/0.0.1 args=[\"app-server\"] cwd={} CODEX_HOME=None",
+            std::env::current_dir().unwrap().display()
+        )
+    );
+}
+
 async fn notifications_sent_before_the_turn_start_response_reach_the_turn() {
     let server = fake(&["--turns", "early"]).spawn().await.unwrap();
     let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -177,7 +220,6 @@ async fn notifications_sent_before_the_turn_start_response_reach_the_turn() {
     assert_eq!(summary.final_text.as_deref(), Some("early"));
 }
 
-#[tokio::test]
 async fn a_second_turn_on_a_thread_waits_until_the_first_ends() {
     let server = fake(&["--turns", "silent,complete"]).spawn().await.unwrap();
     let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -199,7 +241,6 @@ async fn a_second_turn_on_a_thread_waits_until_the_first_ends() {
     assert!(outcome_of(second).await.is_completed());
 }
 
-#[tokio::test]
 async fn dropping_a_turn_interrupts_it_and_frees_the_thread() {
     let server = fake(&["--turns", "silent,complete"]).spawn().await.unwrap();
     let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -216,7 +257,6 @@ async fn dropping_a_turn_interrupts_it_and_frees_the_thread() {
     assert!(next.outcome.is_completed());
 }
 
-#[tokio::test]
 async fn turns_on_two_threads_see_only_their_own_events() {
     let server = fake(&["--turns", "complete"]).spawn().await.unwrap();
     let a = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -241,7 +281,6 @@ async fn turns_on_two_threads_see_only_their_own_events() {
     }
 }
 
-#[tokio::test]
 async fn the_idle_watchdog_is_paused_while_an_approval_waits_for_the_caller() {
     let server = fake(&["--turns", "approve"]).spawn().await.unwrap();
     let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -277,7 +316,6 @@ async fn the_idle_watchdog_is_paused_while_an_approval_waits_for_the_caller() {
     );
 }
 
-#[tokio::test]
 async fn a_dropped_approval_is_declined_not_answered_with_an_error() {
     let server = fake(&["--turns", "approve"]).spawn().await.unwrap();
     let thread = server.start_thread(ThreadOptions::default()).await.unwrap();
@@ -291,7 +329,6 @@ async fn a_dropped_approval_is_declined_not_answered_with_an_error() {
     assert_eq!(summary.final_text.as_deref(), Some("decision: decline"));
 }
 
-#[tokio::test]
 async fn a_session_map_starts_one_thread_per_key_on_first_use() {
     let sessions = Sessions::builder(fake(&["--turns", "complete"])).build();
     let (a, b) = tokio::join!(
@@ -312,4 +349,25 @@ async fn a_session_map_starts_one_thread_per_key_on_first_use() {
         sessions.run("workspace-1", "hi").await,
         Err(Error::Closed)
     ));
+}
+
+/// Every test of this module.
+pub fn trials() -> Vec<Trial> {
+    trials!("app_server":
+        a_silent_turn_times_out_with_a_clear_error_and_frees_the_thread,
+        a_slow_but_alive_turn_is_not_cut_off,
+        the_turn_budget_ends_a_turn_that_keeps_talking,
+        the_app_server_dying_mid_turn_ends_every_open_turn_at_once,
+        exiting_during_the_handshake_is_a_start_error_with_the_cause,
+        a_wedged_handshake_fails_after_its_bound,
+        a_missing_binary_says_where_it_looked,
+        the_builder_passes_codex_its_arguments_environment_and_directory,
+        notifications_sent_before_the_turn_start_response_reach_the_turn,
+        a_second_turn_on_a_thread_waits_until_the_first_ends,
+        dropping_a_turn_interrupts_it_and_frees_the_thread,
+        turns_on_two_threads_see_only_their_own_events,
+        the_idle_watchdog_is_paused_while_an_approval_waits_for_the_caller,
+        a_dropped_approval_is_declined_not_answered_with_an_error,
+        a_session_map_starts_one_thread_per_key_on_first_use,
+    )
 }

@@ -1,10 +1,19 @@
 //! `jrpc` end to end: real processes, real pipes, documented exit statuses.
 
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+#[path = "../../../jsonrpc-stdio/tests/live_support/mod.rs"]
+mod live_support;
+
 const JRPC: &str = env!("CARGO_BIN_EXE_jrpc");
-const ECHO: &str = env!("CARGO_BIN_EXE_echo_server");
+
+/// `echo_server` from the `test-peers` crate, built once per run.
+fn echo_server() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| live_support::binary("test-peers", "echo_server"))
+}
 
 fn jrpc(args: &[&str]) -> Output {
     Command::new(JRPC).args(args).output().expect("jrpc runs")
@@ -16,7 +25,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn call_prints_the_result_and_exits_0() {
-    let out = jrpc(&["call", "echo", r#"{"a":[1,"two"]}"#, "--", ECHO]);
+    let out = jrpc(&["call", "echo", r#"{"a":[1,"two"]}"#, "--", echo_server()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "{\"a\":[1,\"two\"]}\n");
 }
@@ -83,19 +92,25 @@ fn a_timeout_exits_3_naming_the_method() {
 fn bad_usage_exits_64_with_the_usage() {
     let out = jrpc(&["call", "m"]);
     assert_eq!(out.status.code(), Some(64));
-    assert!(text(&out.stderr).contains("usage:"));
-    let out = jrpc(&["call", "m", "{not json", "--", ECHO]);
+    assert!(text(&out.stderr).contains("Usage:"));
+    let out = jrpc(&["call", "m", "{not json", "--", echo_server()]);
     assert_eq!(out.status.code(), Some(64));
 }
 
 #[test]
 fn numbers_that_would_panic_are_usage_errors() {
     for args in [
-        &["call", "--timeout", "inf", "m", "--", ECHO][..],
-        &["call", "--timeout", "1e30", "m", "--", ECHO],
-        &["call", "--timeout", "NaN", "m", "--", ECHO],
-        &["call", "--timeout", "-1", "m", "--", ECHO],
-        &["bench", "--payload", "18446744073709551615", "--", ECHO],
+        &["call", "--timeout", "inf", "m", "--", echo_server()][..],
+        &["call", "--timeout", "1e30", "m", "--", echo_server()],
+        &["call", "--timeout", "NaN", "m", "--", echo_server()],
+        &["call", "--timeout", "-1", "m", "--", echo_server()],
+        &[
+            "bench",
+            "--payload",
+            "18446744073709551615",
+            "--",
+            echo_server(),
+        ],
         &[
             "bench",
             "--requests",
@@ -103,14 +118,14 @@ fn numbers_that_would_panic_are_usage_errors() {
             "--notifications",
             "2",
             "--",
-            ECHO,
+            echo_server(),
         ],
     ] {
         let out = jrpc(args);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("usage:") && !stderr.contains("panicked"),
+            stderr.contains("Usage:") && !stderr.contains("panicked"),
             "{stderr}"
         );
     }
@@ -127,7 +142,7 @@ fn bench_checks_every_result_and_prints_one_summary_line() {
         "--payload",
         "100",
         "--",
-        ECHO,
+        echo_server(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -165,7 +180,7 @@ fn bench_exits_2_promptly_when_the_server_dies_mid_run() {
         "--concurrency",
         "8",
         "--",
-        ECHO,
+        echo_server(),
         "--exit-after",
         "500",
     ]);
@@ -191,7 +206,7 @@ fn bench_notices_a_server_that_answers_wrongly() {
 #[test]
 fn echo_server_sends_notifications_before_each_answer() {
     use std::io::Write;
-    let mut child = Command::new(ECHO)
+    let mut child = Command::new(echo_server())
         .args(["--notify", "2"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

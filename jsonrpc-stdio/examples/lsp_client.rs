@@ -40,110 +40,34 @@
 use std::future::IntoFuture;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use jsonrpc_stdio::{
     CancelNotification, Client, ErrorCode, Filter, Framing, IncomingRequest, IncomingRequests,
-    ServerCommand, Subscription,
+    Subscription,
 };
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-/// The server as `scripts/install-tools servers` installs it.
-const SERVER_JS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../.tools/npm/node_modules/vscode-langservers-extracted/bin/vscode-html-language-server"
-);
-/// The longest wait for any one thing the server is expected to do.
-const STEP: Duration = Duration::from_secs(10);
+mod common;
+use common::{next_matching, BoxError, Example, Narrator, STEP};
+
 /// An HTML page whose `<style>` holds an empty rule (line 4) and a real one
 /// (line 5).
 const PAGE: &str = "<!DOCTYPE html>\n<html>\n<head>\n<style>\np {}\nh1 { color: red; }\n</style>\n</head>\n<body><h1>Hello</h1></body>\n</html>\n";
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 fn main() -> ExitCode {
-    let mut json_report = false;
-    let mut command = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--json" => json_report = true,
-            "--" => command.extend(args.by_ref()),
-            other => {
-                eprintln!("lsp_client: unknown argument {other:?}\nusage: lsp_client [--json] [-- CMD [ARGS...]]");
-                return ExitCode::from(64);
-            }
-        }
-    }
-    let command = if command.is_empty() {
-        if !std::path::Path::new(SERVER_JS).exists() {
-            eprintln!(
-                "lsp_client: vscode-html-language-server is not installed at {SERVER_JS}; run `scripts/install-tools servers`"
-            );
-            return ExitCode::from(2);
-        }
-        ServerCommand::new("node").arg(SERVER_JS).arg("--stdio")
-    } else {
-        ServerCommand::new(&command[0]).args(&command[1..])
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async {
-        let out = Narrator { quiet: json_report };
-        let client = match Client::builder()
-            .framing(Framing::ContentLength)
-            .request_timeout(Some(STEP))
-            .cancel_notification(CancelNotification::lsp())
-            .close_grace(Duration::from_secs(1), Duration::from_secs(2))
-            .spawn(command)
-        {
-            Ok(client) => client,
-            Err(e) => {
-                eprintln!("lsp_client: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let outcome = session(&client, &out).await;
-        // Always close, whatever happened: no server is left behind.
-        let exit = client.close().await;
-        match outcome {
-            Ok(mut report) => {
-                let exit = match exit {
-                    Ok(Some(status)) => status.to_string(),
-                    Ok(None) => "no process".to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                out.say(format_args!("closed; server {exit}"));
-                report["server_exit"] = json!(exit);
-                if json_report {
-                    println!("{report}");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("lsp_client: {e}");
-                ExitCode::from(1)
-            }
-        }
-    })
-}
-
-/// Prints progress for people, unless a JSON report was asked for.
-struct Narrator {
-    quiet: bool,
-}
-
-impl Narrator {
-    fn say(&self, line: std::fmt::Arguments<'_>) {
-        if !self.quiet {
-            println!("{line}");
-        }
-    }
+    common::main(
+        Example {
+            name: "lsp_client",
+            server: "vscode-html-language-server",
+            script: "vscode-langservers-extracted/bin/vscode-html-language-server",
+            script_args: &["--stdio"],
+            framing: Framing::ContentLength,
+            cancel: CancelNotification::lsp(),
+        },
+        |client, out| session(client, out).boxed(),
+    )
 }
 
 /// What the responder task tells the session about the server's requests.
@@ -259,24 +183,9 @@ async fn next_asked<T>(
 
 /// Waits (at most [`STEP`]) for diagnostics about `uri`.
 async fn diagnostics_for(diagnostics: &mut Subscription, uri: &str) -> Result<Value, BoxError> {
-    let wait = async {
-        while let Some(item) = diagnostics.next().await {
-            match item {
-                Ok(n) => {
-                    let params = n.params.unwrap_or(Value::Null);
-                    if params["uri"] == uri {
-                        return Ok(params["diagnostics"].clone());
-                    }
-                }
-                Err(e) if e.is_closed() => return Err(BoxError::from(e)),
-                Err(lagged) => tracing::warn!(%lagged, "subscription lagged"),
-            }
-        }
-        Err("the connection ended before diagnostics arrived".into())
-    };
-    tokio::time::timeout(STEP, wait)
-        .await
-        .map_err(|_| format!("no diagnostics for {uri} within {STEP:?}"))?
+    let what = format!("diagnostics for {uri}");
+    let params = next_matching(diagnostics, &what, |p| p["uri"] == uri).await?;
+    Ok(params["diagnostics"].clone())
 }
 
 fn open(client: &Client, uri: &str) -> Result<(), BoxError> {

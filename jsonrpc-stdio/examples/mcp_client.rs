@@ -40,110 +40,33 @@
 use std::future::IntoFuture;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use jsonrpc_stdio::{
-    CancelNotification, Client, ErrorCode, Filter, Framing, IncomingRequests, ServerCommand,
-    Subscription,
+    CancelNotification, Client, ErrorCode, Filter, Framing, IncomingRequests, Subscription,
 };
 use serde_json::{json, Value};
 
-/// The server script as `scripts/install-tools servers` installs it.
-const SERVER_JS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../.tools/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
-);
+mod common;
+use common::{next_matching, BoxError, Example, Narrator};
+
 /// The MCP revision this client speaks.
 const PROTOCOL_VERSION: &str = "2025-06-18";
 /// The model name in our canned sampling answer; the server echoes it back.
 const SAMPLING_MODEL: &str = "jsonrpc-stdio-canned-model";
-/// The longest wait for any one thing the server is expected to do.
-const STEP: Duration = Duration::from_secs(10);
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
-    let mut json_report = false;
-    let mut command = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--json" => json_report = true,
-            "--" => command.extend(args.by_ref()),
-            other => {
-                eprintln!("mcp_client: unknown argument {other:?}\nusage: mcp_client [--json] [-- CMD [ARGS...]]");
-                return ExitCode::from(64);
-            }
-        }
-    }
-    let command = if command.is_empty() {
-        if !std::path::Path::new(SERVER_JS).exists() {
-            eprintln!(
-                "mcp_client: server-everything is not installed at {SERVER_JS}; run `scripts/install-tools servers`"
-            );
-            return ExitCode::from(2);
-        }
-        ServerCommand::new("node").arg(SERVER_JS).arg("stdio")
-    } else {
-        ServerCommand::new(&command[0]).args(&command[1..])
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async {
-        let out = Narrator { quiet: json_report };
-        let client = match Client::builder()
-            .framing(Framing::NewlineDelimited)
-            .request_timeout(Some(STEP))
-            .cancel_notification(CancelNotification::mcp())
-            .close_grace(Duration::from_secs(1), Duration::from_secs(2))
-            .spawn(command)
-        {
-            Ok(client) => client,
-            Err(e) => {
-                eprintln!("mcp_client: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let outcome = session(&client, &out).await;
-        // Always close, whatever happened: no server is left behind.
-        let exit = client.close().await;
-        match outcome {
-            Ok(mut report) => {
-                let exit = match exit {
-                    Ok(Some(status)) => status.to_string(),
-                    Ok(None) => "no process".to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                out.say(format_args!("closed; server {exit}"));
-                report["server_exit"] = json!(exit);
-                if json_report {
-                    println!("{report}");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("mcp_client: {e}");
-                ExitCode::from(1)
-            }
-        }
-    })
-}
-
-/// Prints progress for people, unless a JSON report was asked for.
-struct Narrator {
-    quiet: bool,
-}
-
-impl Narrator {
-    fn say(&self, line: std::fmt::Arguments<'_>) {
-        if !self.quiet {
-            println!("{line}");
-        }
-    }
+    common::main(
+        Example {
+            name: "mcp_client",
+            server: "server-everything",
+            script: "@modelcontextprotocol/server-everything/dist/index.js",
+            script_args: &["stdio"],
+            framing: Framing::NewlineDelimited,
+            cancel: CancelNotification::mcp(),
+        },
+        |client, out| session(client, out).boxed(),
+    )
 }
 
 /// What the server asked of this client, as the responder task saw it.
@@ -194,33 +117,6 @@ async fn answer_server_requests(
             return; // The connection is dead; the stream ends next.
         }
     }
-}
-
-/// Waits (at most [`STEP`]) for the next notification on `sub` whose params
-/// satisfy `wanted`, skipping the others.
-async fn next_matching(
-    sub: &mut Subscription,
-    what: &str,
-    wanted: impl Fn(&Value) -> bool,
-) -> Result<Value, BoxError> {
-    let wait = async {
-        while let Some(item) = sub.next().await {
-            match item {
-                Ok(n) => {
-                    let params = n.params.unwrap_or(Value::Null);
-                    if wanted(&params) {
-                        return Ok(params);
-                    }
-                }
-                Err(e) if e.is_closed() => return Err(BoxError::from(e)),
-                Err(lagged) => tracing::warn!(%lagged, "subscription lagged"),
-            }
-        }
-        Err(format!("the connection ended before {what}").into())
-    };
-    tokio::time::timeout(STEP, wait)
-        .await
-        .map_err(|_| format!("no {what} within {STEP:?}"))?
 }
 
 /// The notifications already queued on `sub`, without waiting.

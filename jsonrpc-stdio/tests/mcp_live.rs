@@ -29,7 +29,7 @@ fn session() -> Option<&'static Session> {
     live_support::once(&SESSION, || {
         let server = live_support::installed(SERVER, "server-everything")?;
         let run = live_support::run_recorded(
-            env!("CARGO_BIN_EXE_mcp_client"),
+            &live_support::example("mcp_client"),
             "mcp",
             &["node", server.to_str().unwrap(), "stdio"],
         );
@@ -185,7 +185,7 @@ fn session_ends_with_a_clean_exit_and_no_process_left() {
 #[test]
 fn a_server_that_cannot_start_exits_2_with_the_cause() {
     let out = live_support::run_bounded(
-        env!("CARGO_BIN_EXE_mcp_client"),
+        &live_support::example("mcp_client"),
         &["--", "/nonexistent/mcp-server"],
         "mcp-missing",
     );

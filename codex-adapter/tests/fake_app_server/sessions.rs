@@ -1,21 +1,21 @@
-//! The healing [`Sessions`] against `fake_app_server`, for the faults a real
-//! codex will not show on demand: dying as a `turn/start` arrives, being
-//! overloaded, refusing to resume a thread (unknown, or held by another
-//! process), and many callers meeting one death.
+//! The healing [`Sessions`] against the fake app-server, for the faults a
+//! real codex will not show on demand: dying as a `turn/start` arrives,
+//! being overloaded, refusing to resume a thread (unknown, or held by
+//! another process), and many callers meeting one death.
 
 use std::time::Duration;
 
 use codex_adapter::{
-    AppServer, Error, RestartPolicy, SessionEvent, Sessions, SessionsBuilder, TurnOptions,
-    TurnOutcome,
+    Error, RestartPolicy, SessionEvent, Sessions, SessionsBuilder, TurnOptions, TurnOutcome,
 };
+use libtest_mimic::Trial;
 use mock_model::CodexHome;
 
+use crate::support::drain;
+use crate::{fake_server, trials};
+
 fn fake(args: &[&str]) -> SessionsBuilder {
-    let server = AppServer::builder()
-        .codex(env!("CARGO_BIN_EXE_fake_app_server"))
-        .args(args.iter().copied());
-    Sessions::builder(server).restart_policy(
+    Sessions::builder(fake_server(args)).restart_policy(
         RestartPolicy::default()
             .backoff(Duration::from_millis(5), Duration::from_millis(20))
             .overload_retries(3, Duration::from_millis(5)),
@@ -27,11 +27,6 @@ fn once_file(dir: &CodexHome) -> String {
     dir.path().join("once").display().to_string()
 }
 
-fn drain(events: &mut tokio::sync::broadcast::Receiver<SessionEvent>) -> Vec<SessionEvent> {
-    std::iter::from_fn(|| events.try_recv().ok()).collect()
-}
-
-#[tokio::test]
 async fn a_turn_start_that_reached_a_dead_codex_is_sent_once_more_to_a_new_one() {
     let dir = CodexHome::new().unwrap();
     let sessions = fake(&["--once", &once_file(&dir), "--turns", "vanish,complete"]).build();
@@ -58,7 +53,6 @@ async fn a_turn_start_that_reached_a_dead_codex_is_sent_once_more_to_a_new_one()
     sessions.close().await;
 }
 
-#[tokio::test]
 async fn a_turn_that_ran_when_codex_died_ends_server_died_and_is_not_run_again() {
     let dir = CodexHome::new().unwrap();
     let sessions = fake(&["--once", &once_file(&dir), "--turns", "die,complete"]).build();
@@ -74,7 +68,6 @@ async fn a_turn_that_ran_when_codex_died_ends_server_died_and_is_not_run_again()
     sessions.close().await;
 }
 
-#[tokio::test]
 async fn an_overloaded_codex_is_retried_with_backoff_a_bounded_number_of_times() {
     let sessions = fake(&["--turns", "overloaded,overloaded,complete"]).build();
     let summary = sessions.run("chat", "hi").await.unwrap();
@@ -90,7 +83,6 @@ async fn an_overloaded_codex_is_retried_with_backoff_a_bounded_number_of_times()
     sessions.close().await;
 }
 
-#[tokio::test]
 async fn a_thread_codex_cannot_find_is_replaced_and_the_caller_is_told_why() {
     let dir = CodexHome::new().unwrap();
     let sessions = fake(&[
@@ -130,7 +122,6 @@ async fn a_thread_codex_cannot_find_is_replaced_and_the_caller_is_told_why() {
     sessions.close().await;
 }
 
-#[tokio::test]
 async fn a_thread_held_by_another_process_is_retried_once_then_forked() {
     let dir = CodexHome::new().unwrap();
     let sessions = fake(&[
@@ -167,7 +158,6 @@ async fn a_thread_held_by_another_process_is_retried_once_then_forked() {
     sessions.close().await;
 }
 
-#[tokio::test]
 async fn callers_meeting_one_death_wait_on_one_restart() {
     let dir = CodexHome::new().unwrap();
     let sessions = fake(&["--once", &once_file(&dir), "--turns", "die,complete"]).build();
@@ -191,36 +181,30 @@ async fn callers_meeting_one_death_wait_on_one_restart() {
     sessions.close().await;
 }
 
-#[tokio::test]
 async fn dropping_the_last_handle_ends_codex() {
-    let sessions = fake(&["--turns", "complete"]).build();
+    let dir = CodexHome::new().unwrap();
+    let lock = dir.path().join("alive");
+    let sessions = fake(&["--lock", &lock.display().to_string(), "--turns", "complete"]).build();
     sessions.thread("chat").await.unwrap();
     let pid = sessions.server().and_then(|s| s.pid()).unwrap();
     drop(sessions);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while alive(pid) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "codex {pid} outlived its Sessions"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Whether `pid` exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X")
-    })
+    // The fake holds the lock for its whole life: getting it is its end.
+    let (ended, end) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(lock).expect("the lock file");
+        let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive);
+        let _ = ended.send(held.is_ok());
+    });
+    let outlived = tokio::time::timeout(Duration::from_secs(5), end).await;
+    assert!(
+        matches!(outlived, Ok(Ok(true))),
+        "codex {pid} outlived its Sessions"
+    );
 }
 
 /// A store kept elsewhere (here: a map shared with the test, standing in
 /// for a service's database) lets new `Sessions` — a restarted service —
 /// resume the keys' threads.
-#[tokio::test]
 async fn a_store_of_the_callers_own_carries_keys_across_sessions() {
     use codex_adapter::{SessionRecord, SessionStore, StoreError};
     use std::collections::HashMap;
@@ -264,7 +248,6 @@ async fn a_store_of_the_callers_own_carries_keys_across_sessions() {
     second.close().await;
 }
 
-#[tokio::test]
 async fn each_call_makes_one_start_and_the_breaker_then_fails_calls_at_once() {
     let sessions = fake(&["--handshake", "exit"])
         .restart_policy(
@@ -286,4 +269,19 @@ async fn each_call_makes_one_start_and_the_breaker_then_fails_calls_at_once() {
     };
     assert!(cause.contains("invalid model provider"), "{cause}");
     assert_eq!(sessions.counters().start_failures, 3);
+}
+
+/// Every test of this module.
+pub fn trials() -> Vec<Trial> {
+    trials!("sessions":
+        a_turn_start_that_reached_a_dead_codex_is_sent_once_more_to_a_new_one,
+        a_turn_that_ran_when_codex_died_ends_server_died_and_is_not_run_again,
+        an_overloaded_codex_is_retried_with_backoff_a_bounded_number_of_times,
+        a_thread_codex_cannot_find_is_replaced_and_the_caller_is_told_why,
+        a_thread_held_by_another_process_is_retried_once_then_forked,
+        callers_meeting_one_death_wait_on_one_restart,
+        dropping_the_last_handle_ends_codex,
+        a_store_of_the_callers_own_carries_keys_across_sessions,
+        each_call_makes_one_start_and_the_breaker_then_fails_calls_at_once,
+    )
 }

@@ -40,7 +40,7 @@ fn session() -> Option<&'static Session> {
     live_support::once(&SESSION, || {
         let server = live_support::installed(SERVER, "vscode-html-language-server")?;
         let run = live_support::run_recorded(
-            env!("CARGO_BIN_EXE_lsp_client"),
+            &live_support::example("lsp_client"),
             "lsp",
             &["node", server.to_str().unwrap(), "--stdio"],
         );

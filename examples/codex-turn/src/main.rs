@@ -1,7 +1,7 @@
-//! `codex_turn`: run one codex turn and stream it.
+//! `codex-turn`: run one codex turn and stream it.
 //!
 //! ```text
-//! codex_turn [--codex PATH] [--cwd DIR] [--model M] [--approval-policy P]
+//! codex-turn [--codex PATH] [--cwd DIR] [--model M] [--approval-policy P]
 //!            [--sandbox S] [--approve accept|decline] [--idle-timeout SECS]
 //!            [--turn-timeout SECS] [--json] [--mock-model] [--resume THREAD_ID] PROMPT
 //! ```
@@ -33,6 +33,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use codex_adapter::{
     reaper, AppServer, ApprovalDecision, ApprovalPolicy, AskForApproval, SandboxMode,
     ThreadOptions, TurnEvent, TurnLimits, TurnOptions, TurnOutcome,
@@ -41,97 +43,109 @@ use futures::StreamExt;
 use mock_model::{CodexHome, MockModel};
 use tokio::signal::unix::{signal, SignalKind};
 
-const USAGE: &str = "usage: codex_turn [--codex PATH] [--cwd DIR] [--model M] \
-[--approval-policy untrusted|on-failure|on-request|never] \
-[--sandbox read-only|workspace-write|danger-full-access] [--approve accept|decline] \
-[--idle-timeout SECS] [--turn-timeout SECS] [--json] [--mock-model] [--resume THREAD_ID] PROMPT";
-
 /// Exit status for bad usage (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 /// Exit status when the app-server died or could not start.
 const EXIT_SERVER: u8 = 3;
 
-#[derive(Debug, Default)]
+const EXIT_STATUS: &str = "\
+Exit status:
+  0   the turn completed
+  1   the turn failed, or codex refused the thread (e.g. an unknown --resume id)
+  2   interrupted (Ctrl-C) or timed out
+  3   the app-server died or could not start
+  64  bad usage";
+
+/// Run one codex turn through `codex app-server` and stream it.
+///
+/// The agent's text goes to stdout as it arrives; commands, approvals and
+/// the outcome go to stderr. With `--json`, each event is one JSON line on
+/// stdout, then one outcome line naming the thread. Ctrl-C interrupts the
+/// turn, and every process codex started is ended on the way out.
+///
+/// codex is found from `--codex`, `$CODEX_BIN`, `$PATH`, and last in this
+/// checkout's `.tools/` (`scripts/install-tools codex`).
+#[derive(Debug, Parser)]
+#[command(name = "codex-turn", version, after_help = EXIT_STATUS)]
 struct Args {
+    /// The codex binary to run as `codex app-server`.
+    #[arg(long, value_name = "PATH")]
     codex: Option<PathBuf>,
+    /// The directory the agent works in (default: the current one).
+    #[arg(long, value_name = "DIR")]
     cwd: Option<PathBuf>,
+    /// The model to ask (default: codex's configured one).
+    #[arg(long, value_name = "M")]
     model: Option<String>,
+    /// When codex asks before running a command:
+    /// untrusted, on-failure, on-request or never.
+    #[arg(long, value_name = "P")]
     approval_policy: Option<AskForApproval>,
+    /// What commands may touch: read-only, workspace-write or danger-full-access.
+    #[arg(long, value_name = "S")]
     sandbox: Option<SandboxMode>,
+    /// How to answer every approval codex asks for (default: decline).
+    #[arg(long, value_name = "accept|decline", value_parser = approval)]
     approve: Option<ApprovalDecision>,
+    /// End the turn after this many seconds with no event from codex.
+    #[arg(long = "idle-timeout", value_name = "SECS", value_parser = seconds)]
     idle: Option<Duration>,
+    /// End the turn after this many seconds in all.
+    #[arg(long = "turn-timeout", value_name = "SECS", value_parser = seconds)]
     budget: Option<Duration>,
+    /// Print each event as one JSON line, then the outcome with its `thread_id`.
+    #[arg(long)]
     json: bool,
+    /// Run a real codex against an embedded loopback mock model, with a
+    /// temporary CODEX_HOME: no account, no network.
+    #[arg(long)]
     mock_model: bool,
+    /// Continue this thread (`thread/resume`): the model sees the conversation
+    /// so far. codex keeps threads in CODEX_HOME once a turn of them completed.
+    #[arg(long, value_name = "THREAD_ID")]
     resume: Option<String>,
-    prompt: String,
+    /// What to ask; several words are joined with spaces.
+    #[arg(required = true, value_name = "PROMPT")]
+    prompt: Vec<String>,
 }
 
-fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut args = Args::default();
-    let mut prompt: Vec<String> = Vec::new();
-    let secs = |v: String, flag: &str| -> Result<Duration, String> {
-        // `try_from`: `1e30` or `inf` seconds is no `Duration`, and
-        // `from_secs_f64` would panic on it.
-        v.parse::<f64>()
-            .ok()
-            .filter(|s| *s > 0.0)
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .ok_or_else(|| format!("{flag} wants a positive number of seconds, not {v:?}"))
-    };
-    while let Some(arg) = argv.next() {
-        let mut value = |flag: &str| argv.next().ok_or_else(|| format!("{flag} needs a value"));
-        match arg.as_str() {
-            "--codex" => args.codex = Some(value("--codex")?.into()),
-            "--cwd" => args.cwd = Some(value("--cwd")?.into()),
-            "--model" => args.model = Some(value("--model")?),
-            "--approval-policy" => {
-                args.approval_policy = Some(value("--approval-policy")?.parse()?)
-            }
-            "--sandbox" => args.sandbox = Some(value("--sandbox")?.parse()?),
-            "--approve" => {
-                let v = value("--approve")?;
-                args.approve = Some(match v.as_str() {
-                    "accept" | "decline" => v.parse()?,
-                    other => {
-                        return Err(format!("--approve takes accept or decline, not {other:?}"))
-                    }
-                });
-            }
-            "--idle-timeout" => args.idle = Some(secs(value("--idle-timeout")?, "--idle-timeout")?),
-            "--turn-timeout" => {
-                args.budget = Some(secs(value("--turn-timeout")?, "--turn-timeout")?)
-            }
-            "--json" => args.json = true,
-            "--mock-model" => args.mock_model = true,
-            "--resume" => args.resume = Some(value("--resume")?),
-            "-h" | "--help" => return Err(String::new()),
-            "--" => prompt.extend(argv.by_ref()),
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
-            _ => prompt.push(arg),
-        }
+/// `--approve` takes only the two answers a user can mean for every request.
+fn approval(v: &str) -> Result<ApprovalDecision, String> {
+    match v {
+        "accept" | "decline" => v.parse(),
+        other => Err(format!("--approve takes accept or decline, not {other:?}")),
     }
-    if prompt.is_empty() {
-        return Err("missing PROMPT".into());
-    }
-    args.prompt = prompt.join(" ");
-    Ok(args)
+}
+
+fn seconds(v: &str) -> Result<Duration, String> {
+    // `try_from`: `1e30` or `inf` seconds is no `Duration`, and
+    // `from_secs_f64` would panic on it.
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("wants a positive number of seconds, not {v:?}"))
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("codex_turn: {e}");
+            let _ = e.print();
+            if let ErrorKind::DisplayHelp | ErrorKind::DisplayVersion = e.kind() {
+                return ExitCode::SUCCESS;
             }
-            eprintln!("{USAGE}");
+            // clap shows the usage with some errors only; a bad value deserves it too.
+            if !e.render().to_string().contains("Usage:") {
+                eprintln!("\n{}", Args::command().render_usage());
+            }
+            // clap's own status for bad usage is 2, which here means interrupted.
             return ExitCode::from(EXIT_USAGE);
         }
     };
     // Before any child exists: whatever codex leaves behind comes back to us.
     if let Err(e) = reaper::become_subreaper() {
-        eprintln!("codex_turn: warning: cannot become a child subreaper ({e}); commands codex started may outlive it");
+        eprintln!("codex-turn: warning: cannot become a child subreaper ({e}); commands codex started may outlive it");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -140,7 +154,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("codex_turn: cannot start the async runtime: {e}");
+            eprintln!("codex-turn: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_SERVER);
         }
     };
@@ -152,7 +166,7 @@ async fn run(args: Args) -> u8 {
     // The mock model and its CODEX_HOME live until the end of this function.
     let mut mock = None;
     let mut builder = AppServer::builder()
-        .client_info("codex_turn", env!("CARGO_PKG_VERSION"))
+        .client_info("codex-turn", env!("CARGO_PKG_VERSION"))
         .approvals(ApprovalPolicy::Decide(
             args.approve.unwrap_or(ApprovalDecision::Decline),
         ));
@@ -171,7 +185,7 @@ async fn run(args: Args) -> u8 {
                 mock = Some((model, home));
             }
             Err(e) => {
-                eprintln!("codex_turn: cannot start the mock model: {e}");
+                eprintln!("codex-turn: cannot start the mock model: {e}");
                 return EXIT_SERVER;
             }
         }
@@ -188,7 +202,7 @@ async fn run(args: Args) -> u8 {
     let server = match builder.spawn().await {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("codex_turn: {e}");
+            eprintln!("codex-turn: {e}");
             return EXIT_SERVER;
         }
     };
@@ -198,7 +212,7 @@ async fn run(args: Args) -> u8 {
     let _ = tokio::time::timeout(Duration::from_secs(10), server.close()).await;
     let left = reaper::end_descendants(Duration::from_secs(2)).await;
     if !left.is_empty() {
-        eprintln!("codex_turn: warning: processes still running after cleanup: {left:?}");
+        eprintln!("codex-turn: warning: processes still running after cleanup: {left:?}");
     }
     drop(mock);
     code
@@ -211,7 +225,7 @@ fn installed_codex() -> Option<PathBuf> {
     if codex_adapter::discover::find_codex(None).is_ok() {
         return None;
     }
-    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools");
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools");
     ["codex-latest", "codex-0.72.0"]
         .iter()
         .map(|dir| tools.join(dir).join("node_modules/.bin/codex"))
@@ -232,17 +246,17 @@ async fn run_turn(server: &AppServer, args: &Args) -> u8 {
     let thread = match thread {
         Ok(thread) => thread,
         Err(e) => {
-            eprintln!("codex_turn: {e}");
+            eprintln!("codex-turn: {e}");
             return if e.is_server_dead() { EXIT_SERVER } else { 1 };
         }
     };
     let mut turn = match thread
-        .start_turn_with(args.prompt.as_str(), TurnOptions::default())
+        .start_turn_with(args.prompt.join(" "), TurnOptions::default())
         .await
     {
         Ok(turn) => turn,
         Err(e) => {
-            eprintln!("codex_turn: {e}");
+            eprintln!("codex-turn: {e}");
             return if e.is_server_dead() { EXIT_SERVER } else { 1 };
         }
     };
@@ -252,7 +266,7 @@ async fn run_turn(server: &AppServer, args: &Args) -> u8 {
     ) {
         (Ok(i), Ok(t)) => (i, t),
         _ => {
-            eprintln!("codex_turn: cannot install signal handlers");
+            eprintln!("codex-turn: cannot install signal handlers");
             return 1;
         }
     };
@@ -268,7 +282,7 @@ async fn run_turn(server: &AppServer, args: &Args) -> u8 {
         let event = match event {
             Some(event) => event,
             None if interrupted && !turn.is_finished() => {
-                eprintln!("\ncodex_turn: interrupting the turn");
+                eprintln!("\ncodex-turn: interrupting the turn");
                 let interrupter = interrupter.clone();
                 // The stream then ends with `interrupted`; if codex does not
                 // answer, the watchdog or death ends it.
@@ -303,7 +317,7 @@ async fn run_turn(server: &AppServer, args: &Args) -> u8 {
     });
     if !args.json {
         let _ = writeln!(stdout);
-        eprintln!("codex_turn: {outcome} (thread {})", thread.id());
+        eprintln!("codex-turn: {outcome} (thread {})", thread.id());
     }
     let code = outcome.exit_code();
     // Interrupted by the user counts as interrupted even if codex finished first.
@@ -347,7 +361,8 @@ mod tests {
     use super::*;
 
     fn parse(s: &[&str]) -> Result<Args, String> {
-        parse_args(s.iter().map(|s| s.to_string()))
+        Args::try_parse_from(std::iter::once("codex-turn").chain(s.iter().copied()))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -366,10 +381,14 @@ mod tests {
         assert!(a.json && a.mock_model);
         assert_eq!(a.approve, Some(ApprovalDecision::Accept));
         assert_eq!(a.idle, Some(Duration::from_millis(1500)));
-        assert_eq!(a.prompt, "Say hi");
+        assert_eq!(a.prompt.join(" "), "Say hi");
         let a = parse(&["--resume", "0199-thread", "And", "then?"]).unwrap();
         assert_eq!(a.resume.as_deref(), Some("0199-thread"));
-        assert!(parse(&["--resume"]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--resume"])
+            .unwrap_err()
+            .contains("a value is required"));
+        let a = parse(&["--json", "--", "--not-a-flag"]).unwrap();
+        assert_eq!(a.prompt, ["--not-a-flag"]);
     }
 
     #[test]
@@ -383,8 +402,9 @@ mod tests {
             .contains("read-only"));
         for bad in ["-1", "0", "NaN", "inf", "-inf", "1e30", "1e20", "ten"] {
             for flag in ["--idle-timeout", "--turn-timeout"] {
+                let value = format!("{flag}={bad}");
                 assert!(
-                    parse(&[flag, bad, "x"]).unwrap_err().contains("positive"),
+                    parse(&[&value, "x"]).unwrap_err().contains("positive"),
                     "{flag} {bad}"
                 );
             }

@@ -1,4 +1,4 @@
-//! `codex_turn` end to end: a real codex (0.72.0 and the latest) against the
+//! `codex-turn` end to end: a real codex (0.72.0 and the latest) against the
 //! embedded mock model, its `--json` shape, its exit statuses, and Ctrl-C.
 //!
 //! Binaries: `$CODEX_072_BIN` / `$CODEX_LATEST_BIN`, defaulting to
@@ -15,7 +15,7 @@ use serde_json::Value;
 /// has no wait with a deadline, so the tests poll `try_wait` up to one.
 const EXIT_POLL: Duration = Duration::from_millis(20);
 
-#[path = "../../codex-adapter/tests/support/codex_binaries.rs"]
+#[path = "../../../codex-adapter/tests/support/codex_binaries.rs"]
 mod codex_binaries;
 use codex_binaries::binaries;
 
@@ -23,7 +23,7 @@ use codex_binaries::binaries;
 static LIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn codex_turn() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codex_turn"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codex-turn"));
     // An empty HOME: codex's login shells then skip the machine's profile,
     // so a shell ended mid-start-up (Ctrl-C) cannot leave a stale profile
     // lock (pyenv's rehash lock) that stalls every later `bash -l`.
@@ -108,7 +108,7 @@ fn bad_usage_exits_64_with_the_usage() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: codex_turn"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: codex-turn"));
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn ctrl_c_interrupts_the_turn_exits_2_and_leaves_no_process() {
             seen.last().is_some_and(|l| l.contains("command_started")),
             "{version}: {seen:?}"
         );
-        // Every process under codex_turn now: codex, its shells, the sleep.
+        // Every process under codex-turn now: codex, its shells, the sleep.
         let tree = jsonrpc_stdio::descendants(child.id());
         assert!(!tree.is_empty());
         nix::sys::signal::kill(
@@ -183,7 +183,7 @@ fn ctrl_c_interrupts_the_turn_exits_2_and_leaves_no_process() {
             }
             assert!(
                 Instant::now() < deadline,
-                "{version}: codex_turn did not exit after Ctrl-C"
+                "{version}: codex-turn did not exit after Ctrl-C"
             );
             std::thread::sleep(EXIT_POLL);
         };

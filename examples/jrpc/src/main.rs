@@ -1,0 +1,387 @@
+//! `jrpc`: curl for stdio JSON-RPC servers.
+//!
+//! ```text
+//! jrpc call  [--timeout SECS] [--framing F] METHOD [PARAMS_JSON] -- CMD [ARGS...]
+//! jrpc bench [--requests N] [--concurrency C] [--payload BYTES] [--method M] [--framing F] [--notifications K] [--runtime R] -- CMD [ARGS...]
+//! ```
+//!
+//! `call` prints the result as JSON on stdout; `--timeout` is in seconds
+//! (default 30, 0 waits for as long as the server lives). Exit status: 0 success; 1 the
+//! server answered with a JSON-RPC error (printed on stderr); 2 the server
+//! died or could not be started (with the cause: exit status, stderr tail, or
+//! the spawn error); 3 timeout; 64 bad usage.
+//!
+//! `bench` sends N requests with C in flight, params `{"data": "xxx..."}`,
+//! checks every result equals its params, and prints one last line:
+//! `requests=N concurrency=C payload=B seconds=S rps=R p50_us=X p99_us=Y`.
+//! A server that dies mid-run makes it exit 2 at once with the cause.
+//!
+//! `--runtime multi-thread` runs on tokio's multi-thread runtime (2 workers)
+//! instead of the default current-thread runtime.
+//!
+//! `bench --notifications K` also subscribes to `echo/progress` and expects K
+//! notifications before each response (the echo server's `--notify K`), each
+//! `{"request": id, "seq": i}`, in wire order, none lost; the last line then
+//! ends with `notifications=T nps=R` (notifications per second).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use futures::stream::{FuturesUnordered, StreamExt};
+use jsonrpc_stdio::{Client, Error, Filter, Framing, ServerCommand, Subscription};
+use serde_json::{json, Value};
+
+/// Exit status for bad usage (sysexits' EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+const EXIT_STATUS: &str = "\
+Exit status:
+  0   success
+  1   the server answered with a JSON-RPC error (printed on stderr)
+  2   the server died or could not be started (with the cause: exit status,
+      stderr tail, or the spawn error), or a bench result was wrong
+  3   timeout
+  64  bad usage";
+
+/// curl for stdio JSON-RPC servers.
+///
+/// Starts CMD, speaks JSON-RPC 2.0 to it over its stdin and stdout, and
+/// either makes one call or benchmarks it. A server that dies is noticed at
+/// once, with its exit status and the tail of its stderr.
+#[derive(Parser)]
+#[command(name = "jrpc", version, propagate_version = true, after_help = EXIT_STATUS)]
+struct Cli {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Call METHOD once and print the result as JSON on stdout.
+    #[command(after_help = EXIT_STATUS)]
+    Call(Call),
+    /// Send many requests, check every result equals its params, and print
+    /// one summary line: `requests=N concurrency=C payload=B seconds=S rps=R
+    /// p50_us=X p99_us=Y`.
+    #[command(after_help = EXIT_STATUS)]
+    Bench(Bench),
+}
+
+impl Verb {
+    fn connection(&self) -> &Connection {
+        match self {
+            Verb::Call(c) => &c.connection,
+            Verb::Bench(b) => &b.connection,
+        }
+    }
+}
+
+#[derive(Args)]
+struct Call {
+    /// The method to call.
+    method: String,
+    /// The params, as JSON (none when omitted).
+    #[arg(value_name = "PARAMS_JSON", value_parser = json_params)]
+    params: Option<Value>,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Args)]
+struct Bench {
+    /// How many requests to send.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    requests: usize,
+    /// How many requests to keep in flight.
+    #[arg(long, value_name = "C", default_value_t = 1)]
+    concurrency: usize,
+    /// Size of each request's `data` string, in bytes (at most 1 GiB).
+    #[arg(long, value_name = "BYTES", default_value_t = 100, value_parser = payload)]
+    payload: usize,
+    /// The method every request calls; the server must answer `result = params`.
+    #[arg(long, value_name = "M", default_value = "echo")]
+    method: String,
+    /// Also expect K `echo/progress` notifications before each response (the
+    /// echo server's `--notify K`), in wire order, none lost; the summary then
+    /// ends with `notifications=T nps=R`.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    notifications: u64,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// How to reach the server; both verbs take these.
+#[derive(Args)]
+struct Connection {
+    /// Seconds to wait for each response; 0 waits for as long as the server lives.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = timeout)]
+    timeout: Timeout,
+    /// How messages are delimited on the wire: `ndjson` (one per line) or
+    /// `content-length` (LSP-style headers).
+    #[arg(long, value_name = "F", default_value = "ndjson")]
+    framing: Framing,
+    /// The async runtime: one connection needs no thread pool, so the default
+    /// runs everything on one thread.
+    #[arg(long, value_enum, default_value_t = Runtime::CurrentThread)]
+    runtime: Runtime,
+    /// The server to start, and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Runtime {
+    /// tokio's current-thread runtime.
+    CurrentThread,
+    /// tokio's multi-thread runtime with 2 workers.
+    MultiThread,
+}
+
+/// `--timeout`: `None` waits forever. (A newtype, because clap reads a bare
+/// `Option` as "the flag may be absent".)
+#[derive(Clone, Copy)]
+struct Timeout(Option<Duration>);
+
+fn json_params(v: &str) -> Result<Value, String> {
+    serde_json::from_str(v).map_err(|e| format!("PARAMS_JSON is not JSON: {e}"))
+}
+
+/// The largest `--payload`: 1 GiB. Sizes the user gives become allocations:
+/// what cannot be one is refused here, as a usage error, rather than panic
+/// in the middle of the run.
+const MAX_PAYLOAD: usize = 1 << 30;
+
+fn payload(v: &str) -> Result<usize, String> {
+    let bytes: usize = v.parse().map_err(|_| format!("not a number: {v:?}"))?;
+    if bytes > MAX_PAYLOAD {
+        return Err(format!("at most {MAX_PAYLOAD} bytes, got {bytes}"));
+    }
+    Ok(bytes)
+}
+
+/// `--timeout SECS`: a non-negative number of seconds; 0 waits forever.
+fn timeout(v: &str) -> Result<Timeout, String> {
+    let bad = || format!("needs a number of seconds (0 waits forever), got {v:?}");
+    let secs: f64 = v.parse().map_err(|_| bad())?;
+    if secs == 0.0 {
+        return Ok(Timeout(None));
+    }
+    // Not `from_secs_f64`: it panics on `inf`, `NaN`, negatives and `1e30`.
+    Duration::try_from_secs_f64(secs)
+        .map(|d| Timeout(Some(d)))
+        .map_err(|_| bad())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    if let Verb::Bench(b) = &cli.verb {
+        if b.notifications.checked_mul(b.requests as u64).is_none() {
+            let mut cli = Cli::command();
+            cli.build();
+            let bench = cli.find_subcommand_mut("bench").expect("bench is a verb");
+            let e = bench.error(
+                ErrorKind::ArgumentConflict,
+                "--notifications times --requests overflows",
+            );
+            return usage_error(e);
+        }
+    }
+    // One connection needs no thread pool: on the current-thread runtime a
+    // response wakes its caller without a cross-thread wake-up, which at one
+    // request in flight is most of the round trip (see benches/README.md).
+    let runtime = match cli.verb.connection().runtime {
+        Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .expect("tokio runtime");
+    match runtime.block_on(run(cli.verb)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("jrpc: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `--help` and `--version` are answers, exit 0; anything else clap refuses
+/// is bad usage, exit 64 rather than clap's 2, which here means a dead server.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let _ = e.print();
+    if let ErrorKind::DisplayHelp | ErrorKind::DisplayVersion = e.kind() {
+        return ExitCode::SUCCESS;
+    }
+    // clap shows the usage with some errors only; a bad value deserves it too.
+    if !e.render().to_string().contains("Usage:") {
+        let mut cli = Cli::command();
+        cli.build();
+        let verb = std::env::args().nth(1).unwrap_or_default();
+        let usage = match cli.find_subcommand(&verb) {
+            Some(verb) => verb.clone().render_usage(),
+            None => cli.render_usage(),
+        };
+        eprintln!("\n{usage}");
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// An exit status with what to tell the user.
+struct Failure(u8, String);
+
+/// Maps a client error onto the documented exit statuses.
+fn failure(error: Error) -> Failure {
+    let code = match &error {
+        Error::Rpc { .. } => 1,
+        Error::Timeout { .. } => 3,
+        _ => 2,
+    };
+    Failure(code, error.to_string())
+}
+
+async fn run(verb: Verb) -> Result<(), Failure> {
+    let connection = verb.connection();
+    let command = ServerCommand::new(&connection.command[0]).args(&connection.command[1..]);
+    let client = Client::builder()
+        .framing(connection.framing)
+        .request_timeout(connection.timeout.0)
+        .spawn(command)
+        .map_err(failure)?;
+    let result = match &verb {
+        Verb::Call(c) => call(&client, c).await,
+        Verb::Bench(b) => bench(&client, b).await,
+    };
+    // A server that already died keeps its cause; otherwise end it politely.
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
+    result
+}
+
+async fn call(client: &Client, c: &Call) -> Result<(), Failure> {
+    let params = c.params.clone().unwrap_or(Value::Null);
+    let result = client.request(&c.method, params).await.map_err(failure)?;
+    println!("{result}");
+    Ok(())
+}
+
+async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
+    let concurrency = o.concurrency.max(1);
+    let params = json!({ "data": "x".repeat(o.payload) });
+    async fn one(
+        client: &Client,
+        method: &str,
+        params: &Value,
+    ) -> Result<(Value, Duration), Error> {
+        let started = Instant::now();
+        let result = client.request(method, params).await?;
+        Ok((result, started.elapsed()))
+    }
+    let counter = (o.notifications > 0).then(|| {
+        let expected = o.notifications * o.requests as u64;
+        tokio::spawn(count_notifications(
+            client.subscribe(Filter::method("echo/progress")),
+            o.notifications,
+            expected,
+        ))
+    });
+    let mut latencies = Vec::with_capacity(o.requests.min(1 << 20));
+    let mut in_flight = FuturesUnordered::new();
+    let mut sent = 0;
+    let started = Instant::now();
+    while latencies.len() < o.requests {
+        while sent < o.requests && in_flight.len() < concurrency {
+            in_flight.push(one(client, &o.method, &params));
+            sent += 1;
+        }
+        let Some(answer) = in_flight.next().await else {
+            break;
+        };
+        let (result, latency) = answer.map_err(failure)?;
+        if result != params {
+            return Err(Failure(
+                2,
+                format!("server answered with something other than the params: {result}"),
+            ));
+        }
+        latencies.push(latency);
+    }
+    let notifications = match counter {
+        Some(counter) => Some(
+            counter
+                .await
+                .map_err(|e| Failure(2, format!("notification counter failed: {e}")))?
+                .map_err(|problem| Failure(2, problem))?,
+        ),
+        None => None,
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0, |d| d.as_micros())
+    };
+    let mut summary = format!(
+        "requests={} concurrency={} payload={} seconds={:.3} rps={:.0} p50_us={} p99_us={}",
+        latencies.len(),
+        concurrency,
+        o.payload,
+        seconds,
+        latencies.len() as f64 / seconds,
+        pct(0.50),
+        pct(0.99),
+    );
+    if let Some(n) = notifications {
+        summary += &format!(" notifications={n} nps={:.0}", n as f64 / seconds);
+    }
+    println!("{summary}");
+    Ok(())
+}
+
+/// Receives `expected` notifications `{"request": id, "seq": i}`, `per_request`
+/// for each request, and checks they come in wire order with none lost.
+async fn count_notifications(
+    mut subscription: Subscription,
+    per_request: u64,
+    expected: u64,
+) -> Result<u64, String> {
+    let mut received = 0u64;
+    let mut last: Option<(i64, u64)> = None;
+    while received < expected {
+        let n = match subscription.next().await {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(format!("after {received} notifications: {e}")),
+            None => return Err(format!("subscription ended after {received} notifications")),
+        };
+        let field = |name: &str| {
+            n.params
+                .as_ref()
+                .and_then(|p| p.get(name))
+                .and_then(Value::as_i64)
+        };
+        let (Some(request), Some(seq)) = (field("request"), field("seq")) else {
+            return Err(format!("unexpected notification params: {:?}", n.params));
+        };
+        let seq = seq as u64;
+        let in_order = match last {
+            None => seq == 0,
+            Some((r, s)) if seq == 0 => r < request && s + 1 == per_request,
+            Some((r, s)) => r == request && s + 1 == seq,
+        };
+        if !in_order {
+            return Err(format!(
+                "notification out of order: request {request} seq {seq} after {last:?}"
+            ));
+        }
+        last = Some((request, seq));
+        received += 1;
+    }
+    Ok(received)
+}
