@@ -391,13 +391,15 @@ impl fmt::Debug for RawResult {
 }
 
 /// The members a response is told apart by, borrowed from the frame.
-/// `present_raw` keeps `"result": null` apart from no `result`.
+/// `present_raw` keeps `"result": null` (a result) apart from no `result`.
 #[derive(Deserialize)]
 struct ResponseWire<'a> {
-    #[serde(default, borrow, deserialize_with = "present_raw")]
-    id: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present_raw")]
-    method: Option<&'a RawValue>,
+    #[serde(default)]
+    id: Option<WireId>,
+    /// Read only for whether it is there. A `null` method reads as absent
+    /// here as in [`Wire`].
+    #[serde(default)]
+    method: Option<de::IgnoredAny>,
     #[serde(default, borrow, deserialize_with = "present_raw")]
     result: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present_raw")]
@@ -406,6 +408,57 @@ struct ResponseWire<'a> {
 
 fn present_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(d).map(Some)
+}
+
+/// An id read in place, without a [`RawValue`] and a second parse. What
+/// [`Message::parse`] does not take as an id (a float such as `1e3` or
+/// `-0`, `null`, ...) is `Other`.
+enum WireId {
+    Number(i64),
+    String(String),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for WireId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = WireId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<WireId, E> {
+                Ok(WireId::Number(n))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<WireId, E> {
+                Ok(i64::try_from(n).map_or(WireId::Other, WireId::Number))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<WireId, E> {
+                Ok(WireId::Other)
+            }
+            fn visit_str<E>(self, s: &str) -> Result<WireId, E> {
+                Ok(WireId::String(s.to_owned()))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<WireId, E> {
+                Ok(WireId::Other)
+            }
+            fn visit_unit<E>(self) -> Result<WireId, E> {
+                Ok(WireId::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireId, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(WireId::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<WireId, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(WireId::Other)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// Reads a frame that is a plain response to a request — an object with an
@@ -422,13 +475,10 @@ pub(crate) fn parse_response(frame: &Bytes) -> Option<(RequestId, Result<RawResu
     if wire.method.is_some() {
         return None;
     }
-    // Read as `Message::parse` reads ids: `-0` and `1e3` are floats there,
-    // and fail here too.
-    let id = wire.id?.get();
-    let id = if id.starts_with('"') {
-        RequestId::from(serde_json::from_str::<String>(id).ok()?)
-    } else {
-        RequestId::from(serde_json::from_str::<i64>(id).ok()?)
+    let id = match wire.id? {
+        WireId::Number(n) => RequestId::from(n),
+        WireId::String(s) => RequestId::from(s),
+        WireId::Other => return None,
     };
     let result = match (wire.result, wire.error) {
         (Some(result), None) => Ok(RawResult(frame.slice_ref(result.get().as_bytes()))),
@@ -683,6 +733,8 @@ mod tests {
             r#"{"id":-0,"result":1}"#,
             r#"{"id":1e3,"result":1}"#,
             r#"{"id":1.5,"result":1}"#,
+            r#"{"id":18446744073709551615,"result":1}"#,
+            r#"{"id":[1],"result":1}"#,
             r#"{"id":1,"error":[-32600,"x"]}"#,
             r#"{"id":1,"result":1,"error":{"code":1,"message":""}}"#,
             r#"{"id":1}"#,

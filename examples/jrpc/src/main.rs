@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! jrpc call  [--timeout SECS] [--framing F] METHOD [PARAMS_JSON] -- CMD [ARGS...]
-//! jrpc bench [--requests N] [--concurrency C] [--payload BYTES] [--method M] [--framing F] [--notifications K] [--runtime R] -- CMD [ARGS...]
+//! jrpc bench [--requests N] [--concurrency C] [--payload BYTES] [--method M] [--framing F] [--notifications K] [--runtime R] [--response value|typed|raw] -- CMD [ARGS...]
 //! ```
 //!
 //! `call` prints the result as JSON on stdout; `--timeout` is in seconds
@@ -19,6 +19,14 @@
 //! `--runtime multi-thread` runs on tokio's multi-thread runtime (2 workers)
 //! instead of the default current-thread runtime.
 //!
+//! `bench --response` picks how results are read: `value` (default) sends
+//! `Value` params and decodes each result into a `serde_json::Value`;
+//! `typed` calls a typed request (`client.call`, params and result structs,
+//! the result decoded straight from the response's bytes; method `echo`
+//! only); `raw` sends the params pre-serialized and keeps each result as
+//! the server's bytes (`client.request_raw`). Each checks the result equals
+//! the params.
+//!
 //! `bench --notifications K` also subscribes to `echo/progress` and expects K
 //! notifications before each response (the echo server's `--notify K`), each
 //! `{"request": id, "seq": i}`, in wire order, none lost; the last line then
@@ -30,7 +38,9 @@ use std::time::{Duration, Instant};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use futures::stream::{FuturesUnordered, StreamExt};
-use jsonrpc_stdio::{Client, Error, Filter, Framing, ServerCommand, Subscription};
+use jsonrpc_stdio::{Client, Error, Filter, Framing, Request as _, ServerCommand, Subscription};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 /// Exit status for bad usage (sysexits' EX_USAGE).
@@ -108,8 +118,44 @@ struct Bench {
     /// ends with `notifications=T nps=R`.
     #[arg(long, value_name = "K", default_value_t = 0)]
     notifications: u64,
+    /// How results are read: into a `serde_json::Value`, into a typed
+    /// struct (`client.call`, method `echo` only), or kept as raw bytes
+    /// (`client.request_raw`).
+    #[arg(long, value_enum, default_value_t = ResponseMode::Value)]
+    response: ResponseMode,
     #[command(flatten)]
     connection: Connection,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ResponseMode {
+    /// `client.request` with `Value` params; each result decoded into a `Value`.
+    Value,
+    /// `client.call::<Echo>`: params and result are structs; no `Value` is built.
+    Typed,
+    /// `client.request_raw` with pre-serialized params; each result kept as bytes.
+    Raw,
+}
+
+/// The echo server's method, as a typed request.
+enum Echo {}
+
+impl jsonrpc_stdio::Request for Echo {
+    const METHOD: &'static str = "echo";
+    type Params = EchoParams;
+    type Result = EchoResult;
+}
+
+#[derive(Serialize)]
+struct EchoParams {
+    /// Leaked once per run: typed params are owned, and a fresh `String`
+    /// per request would measure the allocator, not the transport.
+    data: &'static str,
+}
+
+#[derive(Deserialize)]
+struct EchoResult {
+    data: String,
 }
 
 /// How to reach the server; both verbs take these.
@@ -204,7 +250,20 @@ fn main() -> ExitCode {
             .build(),
     }
     .expect("tokio runtime");
-    match runtime.block_on(run(cli.verb)) {
+    let on_workers = matches!(cli.verb.connection().runtime, Runtime::MultiThread);
+    let outcome = runtime.block_on(async move {
+        if on_workers {
+            // `block_on` polls its future on this thread, outside the pool:
+            // every response would wake it from another thread. A program
+            // on the multi-thread runtime runs its work in tasks.
+            tokio::spawn(run(cli.verb))
+                .await
+                .unwrap_or_else(|e| Err(Failure(2, format!("jrpc's task failed: {e}"))))
+        } else {
+            run(cli.verb).await
+        }
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, message)) => {
             eprintln!("jrpc: {message}");
@@ -273,16 +332,18 @@ async fn call(client: &Client, c: &Call) -> Result<(), Failure> {
 
 async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
     let concurrency = o.concurrency.max(1);
-    let params = json!({ "data": "x".repeat(o.payload) });
-    async fn one(
-        client: &Client,
-        method: &str,
-        params: &Value,
-    ) -> Result<(Value, Duration), Error> {
-        let started = Instant::now();
-        let result = client.request(method, params).await?;
-        Ok((result, started.elapsed()))
+    if matches!(o.response, ResponseMode::Typed) && o.method != Echo::METHOD {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!("--response typed calls `{}` only", Echo::METHOD),
+        ));
     }
+    let data = "x".repeat(o.payload);
+    let params = Params {
+        value: json!({ "data": data }),
+        raw: serde_json::value::to_raw_value(&json!({ "data": data })).expect("JSON"),
+        typed: Box::leak(data.into_boxed_str()),
+    };
     let counter = (o.notifications > 0).then(|| {
         let expected = o.notifications * o.requests as u64;
         tokio::spawn(count_notifications(
@@ -297,20 +358,13 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
     let started = Instant::now();
     while latencies.len() < o.requests {
         while sent < o.requests && in_flight.len() < concurrency {
-            in_flight.push(one(client, &o.method, &params));
+            in_flight.push(one(client, &o.method, o.response, &params));
             sent += 1;
         }
         let Some(answer) = in_flight.next().await else {
             break;
         };
-        let (result, latency) = answer.map_err(failure)?;
-        if result != params {
-            return Err(Failure(
-                2,
-                format!("server answered with something other than the params: {result}"),
-            ));
-        }
-        latencies.push(latency);
+        latencies.push(answer?);
     }
     let notifications = match counter {
         Some(counter) => Some(
@@ -343,6 +397,57 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
     }
     println!("{summary}");
     Ok(())
+}
+
+/// The params every request sends, in each mode's form.
+struct Params {
+    value: Value,
+    raw: Box<RawValue>,
+    typed: &'static str,
+}
+
+/// One request in `mode`; its latency, once its result is checked.
+async fn one(
+    client: &Client,
+    method: &str,
+    mode: ResponseMode,
+    params: &Params,
+) -> Result<Duration, Failure> {
+    let started = Instant::now();
+    // What the server answered, when it is not the params.
+    let wrong = match mode {
+        ResponseMode::Value => {
+            let result = client
+                .request(method, &params.value)
+                .await
+                .map_err(failure)?;
+            (result != params.value).then(|| result.to_string())
+        }
+        ResponseMode::Typed => {
+            let result = client
+                .call::<Echo>(EchoParams { data: params.typed })
+                .await
+                .map_err(failure)?;
+            (result.data != params.typed).then(|| format!("{{\"data\":{:?}}}", result.data))
+        }
+        ResponseMode::Raw => {
+            let result = client
+                .request_raw(method, &*params.raw)
+                .await
+                .map_err(failure)?;
+            // The echo server passes params through as written.
+            (result.as_bytes() != params.raw.get().as_bytes())
+                .then(|| String::from_utf8_lossy(result.as_bytes()).into_owned())
+        }
+    };
+    let latency = started.elapsed();
+    if let Some(result) = wrong {
+        return Err(Failure(
+            2,
+            format!("server answered with something other than the params: {result}"),
+        ));
+    }
+    Ok(latency)
 }
 
 /// Receives `expected` notifications `{"request": id, "seq": i}`, `per_request`

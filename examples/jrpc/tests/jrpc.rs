@@ -196,6 +196,59 @@ fn bench_exits_2_promptly_when_the_server_dies_mid_run() {
 }
 
 #[test]
+fn bench_reads_results_as_values_typed_structs_or_raw_bytes_on_either_runtime() {
+    for response in ["value", "typed", "raw"] {
+        for runtime in ["current-thread", "multi-thread"] {
+            let out = jrpc(&[
+                "bench",
+                "--response",
+                response,
+                "--runtime",
+                runtime,
+                "--requests",
+                "500",
+                "--concurrency",
+                "4",
+                "--",
+                echo_server(),
+            ]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{response} {runtime}: {}",
+                text(&out.stderr)
+            );
+            assert!(
+                text(&out.stdout).starts_with("requests=500 "),
+                "{}",
+                text(&out.stdout)
+            );
+        }
+    }
+    // Each mode checks what came back.
+    let server = r#"read l; printf '{"id":0,"result":{"data":"tampered"}}\n'; cat > /dev/null"#;
+    for response in ["typed", "raw"] {
+        let out = jrpc(&[
+            "bench",
+            "--response",
+            response,
+            "--requests",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            server,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{response}");
+        assert!(
+            text(&out.stderr).contains("tampered"),
+            "{response}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn bench_notices_a_server_that_answers_wrongly() {
     let server = r#"read l; printf '{"id":0,"result":{"data":"tampered"}}\n'; cat > /dev/null"#;
     let out = jrpc(&["bench", "--requests", "1", "--", "sh", "-c", server]);
