@@ -471,6 +471,13 @@ pub(crate) fn parse_response(frame: &Bytes) -> Option<(RequestId, Result<RawResu
     if frame.trim_ascii_start().first() != Some(&b'{') {
         return None;
     }
+    // A notification or request would be read whole before its `method`
+    // turned it away, then again by the general parser. A `"method"`
+    // anywhere (even inside a result) sends the frame there at once; an
+    // escaped key is still caught by the parse below.
+    if memchr::memmem::find(frame, b"\"method\"").is_some() {
+        return None;
+    }
     let wire: ResponseWire<'_> = serde_json::from_slice(frame).ok()?;
     if wire.method.is_some() {
         return None;
@@ -727,6 +734,7 @@ mod tests {
         // classifies it otherwise.
         let others = [
             r#"{"id":1,"method":"m"}"#,
+            r#"{"id":1,"m\u0065thod":"m"}"#,
             r#"{"method":"m","params":{}}"#,
             r#"[{"id":1,"result":1}]"#,
             r#"{"id":null,"error":{"code":1,"message":""}}"#,

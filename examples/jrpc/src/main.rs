@@ -30,7 +30,12 @@
 //! `bench --notifications K` also subscribes to `echo/progress` and expects K
 //! notifications before each response (the echo server's `--notify K`), each
 //! `{"request": id, "seq": i}`, in wire order, none lost; the last line then
-//! ends with `notifications=T nps=R` (notifications per second).
+//! ends with `notifications=T nps=R` (notifications per second). A server
+//! that echoes the request's params in its notifications instead (the
+//! shared floor's `echo-server --notify K`, method `echo/event`) is checked
+//! the same way through the number `n` each request then carries in its
+//! params: K notifications for each request, one request after another,
+//! none lost or repeated.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -113,9 +118,10 @@ struct Bench {
     /// The method every request calls; the server must answer `result = params`.
     #[arg(long, value_name = "M", default_value = "echo")]
     method: String,
-    /// Also expect K `echo/progress` notifications before each response (the
-    /// echo server's `--notify K`), in wire order, none lost; the summary then
-    /// ends with `notifications=T nps=R`.
+    /// Also expect K `echo/progress` (or `echo/event`, params echoed)
+    /// notifications before each response (the echo server's `--notify K`),
+    /// in wire order, none lost; the summary then ends with
+    /// `notifications=T nps=R`.
     #[arg(long, value_name = "K", default_value_t = 0)]
     notifications: u64,
     /// How results are read: into a `serde_json::Value`, into a typed
@@ -151,6 +157,8 @@ struct EchoParams {
     /// Leaked once per run: typed params are owned, and a fresh `String`
     /// per request would measure the allocator, not the transport.
     data: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -339,15 +347,14 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
         ));
     }
     let data = "x".repeat(o.payload);
-    let params = Params {
-        value: json!({ "data": data }),
-        raw: serde_json::value::to_raw_value(&json!({ "data": data })).expect("JSON"),
-        typed: Box::leak(data.into_boxed_str()),
-    };
+    let params = Params::new(Box::leak(data.into_boxed_str()), None);
+    // With notifications, each request is numbered, so that a server that
+    // echoes params in its notifications shows their order.
+    let numbered = o.notifications > 0;
     let counter = (o.notifications > 0).then(|| {
         let expected = o.notifications * o.requests as u64;
         tokio::spawn(count_notifications(
-            client.subscribe(Filter::method("echo/progress")),
+            client.subscribe(Filter::prefix("echo/")),
             o.notifications,
             expected,
         ))
@@ -358,7 +365,8 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
     let started = Instant::now();
     while latencies.len() < o.requests {
         while sent < o.requests && in_flight.len() < concurrency {
-            in_flight.push(one(client, &o.method, o.response, &params));
+            let n = numbered.then_some(sent as u64);
+            in_flight.push(one(client, &o.method, o.response, &params, n));
             sent += 1;
         }
         let Some(answer) = in_flight.next().await else {
@@ -399,11 +407,27 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The params every request sends, in each mode's form.
+/// The params a request sends, in each mode's form.
 struct Params {
     value: Value,
     raw: Box<RawValue>,
     typed: &'static str,
+    n: Option<u64>,
+}
+
+impl Params {
+    fn new(data: &'static str, n: Option<u64>) -> Params {
+        let value = match n {
+            Some(n) => json!({ "data": data, "n": n }),
+            None => json!({ "data": data }),
+        };
+        Params {
+            raw: serde_json::value::to_raw_value(&value).expect("JSON"),
+            value,
+            typed: data,
+            n,
+        }
+    }
 }
 
 /// One request in `mode`; its latency, once its result is checked.
@@ -412,7 +436,16 @@ async fn one(
     method: &str,
     mode: ResponseMode,
     params: &Params,
+    n: Option<u64>,
 ) -> Result<Duration, Failure> {
+    let numbered;
+    let params = match n {
+        Some(n) => {
+            numbered = Params::new(params.typed, Some(n));
+            &numbered
+        }
+        None => params,
+    };
     let started = Instant::now();
     // What the server answered, when it is not the params.
     let wrong = match mode {
@@ -425,7 +458,10 @@ async fn one(
         }
         ResponseMode::Typed => {
             let result = client
-                .call::<Echo>(EchoParams { data: params.typed })
+                .call::<Echo>(EchoParams {
+                    data: params.typed,
+                    n: params.n,
+                })
                 .await
                 .map_err(failure)?;
             (result.data != params.typed).then(|| format!("{{\"data\":{:?}}}", result.data))
@@ -450,8 +486,10 @@ async fn one(
     Ok(latency)
 }
 
-/// Receives `expected` notifications `{"request": id, "seq": i}`, `per_request`
-/// for each request, and checks they come in wire order with none lost.
+/// Receives `expected` notifications, `per_request` for each request, and
+/// checks they come in wire order with none lost: either
+/// `{"request": id, "seq": i}`, or the request's own params with its number
+/// `n`.
 async fn count_notifications(
     mut subscription: Subscription,
     per_request: u64,
@@ -459,6 +497,8 @@ async fn count_notifications(
 ) -> Result<u64, String> {
     let mut received = 0u64;
     let mut last: Option<(i64, u64)> = None;
+    // Requests whose notifications were all seen, by number.
+    let mut done = std::collections::HashSet::new();
     while received < expected {
         let n = match subscription.next().await {
             Some(Ok(n)) => n,
@@ -471,16 +511,21 @@ async fn count_notifications(
                 .and_then(|p| p.get(name))
                 .and_then(Value::as_i64)
         };
-        let (Some(request), Some(seq)) = (field("request"), field("seq")) else {
-            return Err(format!("unexpected notification params: {:?}", n.params));
+        let (request, seq) = match (field("request"), field("seq"), field("n")) {
+            (Some(request), Some(seq), _) => (request, seq as u64),
+            // Echoed params: the position within the request is counted.
+            (None, None, Some(request)) => match last {
+                Some((r, s)) if r == request => (request, s + 1),
+                _ => (request, 0),
+            },
+            _ => return Err(format!("unexpected notification params: {:?}", n.params)),
         };
-        let seq = seq as u64;
         let in_order = match last {
             None => seq == 0,
-            Some((r, s)) if seq == 0 => r < request && s + 1 == per_request,
-            Some((r, s)) => r == request && s + 1 == seq,
+            Some((r, s)) if seq == 0 => r != request && s + 1 == per_request,
+            Some((r, s)) => r == request && s + 1 == seq && seq < per_request,
         };
-        if !in_order {
+        if !in_order || (seq == 0 && !done.insert(request)) {
             return Err(format!(
                 "notification out of order: request {request} seq {seq} after {last:?}"
             ));
