@@ -1,61 +1,100 @@
 #!/usr/bin/env bash
-# The round-trip benchmark suite: jsonrpc-stdio (`jrpc bench`) against the raw
-# baseline (`raw_baseline`: two threads, no runtime, no pending table), both
-# talking to the same echo server, alternated in the same run so machine noise
-# hits both alike. Prints a markdown table of medians and ratios
-# (library / baseline, median of the per-round ratios), then the liveness and
-# memory checks.
+# The benchmark suite: jsonrpc-stdio (`jrpc bench`) against a floor that is
+# not ours — the shared `raw-baseline` (two threads, a pipe, serde_json
+# reading the id and keeping the result raw) — both talking to the shared
+# `echo-server`, alternated round by round so machine noise hits both alike.
 #
-# usage: benches/run.sh            (ROUNDS=5 by default)
-#        ROUNDS=9 benches/run.sh   (more rounds on a noisy machine)
-#        SCENARIOS="c1 c64" benches/run.sh
+# The report (stdout) says first whether the peer is the bottleneck: for every
+# scenario the floor must reach at least 2x the library's rate against the same
+# echo server, or the ratio says more about the peer than about the library.
+# Then a markdown table of medians, the per-round ratios' median, and each
+# target met or not; then the liveness and memory checks. Progress goes to
+# stderr.
+#
+# The floor lives outside this repository and is built here, never copied:
+#   FLOOR_DIR      where `echo-server/` and `raw-baseline/` are
+#                  (default: ../shared/bench, relative to the repository root)
+#   FLOOR_TARGET   cargo target directory for building them (default: target/floor)
+#
+# usage: benches/run.sh                      (ROUNDS=5 by default)
+#        ROUNDS=9 benches/run.sh             (more rounds on a noisy machine)
+#        SCENARIOS="c64-raw c1" benches/run.sh
+#        FLOOR_DIR=/path/to/bench benches/run.sh
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
-SCENARIOS=${SCENARIOS:-"c1 c64 p60k notify8"}
-RUNTIMES=${RUNTIMES:-"current-thread multi-thread"}
+SCENARIOS=${SCENARIOS:-"c64-raw c64-typed c64-value c1 p60k c1-mt notify8"}
+FLOOR_DIR=${FLOOR_DIR:-../shared/bench}
+FLOOR_TARGET=${FLOOR_TARGET:-target/floor}
 
-cargo build --release --quiet -p jrpc -p test-peers \
-    --bin jrpc --bin raw_baseline --bin echo_server --bin bench_liveness
+for program in echo-server raw-baseline; do
+    if [[ ! -f "$FLOOR_DIR/$program/Cargo.toml" ]]; then
+        echo "benches/run.sh: the floor is missing: no $FLOOR_DIR/$program/Cargo.toml." >&2
+        echo "  It is the shared echo-server and raw-baseline (not part of this repository)." >&2
+        echo "  Set FLOOR_DIR to the directory holding echo-server/ and raw-baseline/." >&2
+        exit 1
+    fi
+    cargo build --release --quiet --manifest-path "$FLOOR_DIR/$program/Cargo.toml" \
+        --target-dir "$FLOOR_TARGET"
+done
+cargo build --release --quiet -p jrpc -p test-peers --bin jrpc --bin bench_liveness
 T=target/release
+F=$FLOOR_TARGET/release
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-# name -> "requests concurrency payload notifications"
+# name -> "requests concurrency payload runtime response notifications"
 declare -A SCENARIO=(
-    [c1]="30000 1 100 0"
-    [c64]="300000 64 100 0"
-    [p60k]="10000 16 60000 0"
-    [notify8]="100000 64 100 8"
+    [c64-raw]="300000 64 100 current-thread raw 0"
+    [c64-typed]="300000 64 100 current-thread typed 0"
+    [c64-value]="300000 64 100 current-thread value 0"
+    [c1]="30000 1 100 current-thread typed 0"
+    [p60k]="10000 16 60000 current-thread typed 0"
+    [c1-mt]="30000 1 100 multi-thread typed 0"
+    [notify8]="100000 64 100 current-thread raw 8"
 )
 declare -A TITLE=(
-    [c1]="sequential, 1 in flight, 100 B"
-    [c64]="pipelined, 64 in flight, 100 B"
-    [p60k]="60 KB payload, 16 in flight"
-    [notify8]="notifications (echo_server --notify 8), 64 in flight"
+    [c64-raw]="64 in flight, 100 B, raw responses (\`request_raw\`)"
+    [c64-typed]="64 in flight, 100 B, typed responses (\`call::<R>\`)"
+    [c64-value]="64 in flight, 100 B, \`Value\` responses (\`request\`)"
+    [c1]="1 in flight, 100 B, typed"
+    [p60k]="16 in flight, 60 KB, typed"
+    [c1-mt]="1 in flight, 100 B, typed, multi-thread runtime"
+    [notify8]="notifications (\`echo-server --notify 8\`), one subscriber, 64 in flight"
+)
+# The target: a ratio to the floor, or (notifications) an absolute rate.
+declare -A TARGET=(
+    [c64-raw]=0.5 [c64-typed]=0.5 [c64-value]=0.35 [c1]=0.9 [p60k]=0.7 [c1-mt]=0.7
+    [notify8]=1000000
 )
 
-# field NAME LINE: the value of NAME=... in a bench summary line.
+# field NAME LINE: the value of NAME=... in a summary line.
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
 median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
-run_one() { # kind scenario -> prints the metric (rps, or nps for notify8)
-    local kind=$1 name=$2 n c p k metric=rps line
-    read -r n c p k <<<"${SCENARIO[$name]}"
-    local server=("$T/echo_server")
-    local extra=()
+floor_one() { # scenario -> the floor's rps
+    local n c p rt mode k line
+    read -r n c p rt mode k <<<"${SCENARIO[$1]}"
+    line=$("$F/raw-baseline" "$F/echo-server" "$n" "$c" "$p" | tail -1) || line=""
+    echo "$line" >>"$WORK/floor.$1.log"
+    local value
+    value=$(field rps "$line")
+    echo "${value:-0}"
+}
+
+library_one() { # scenario -> the library's rps (nps with notifications)
+    local n c p rt mode k line metric=rps extra=() server=("$F/echo-server")
+    read -r n c p rt mode k <<<"${SCENARIO[$1]}"
     if ((k > 0)); then
         server+=(--notify "$k")
         extra=(--notifications "$k")
         metric=nps
     fi
-    case $kind in
-        baseline) line=$("$T/raw_baseline" --requests "$n" --concurrency "$c" --payload "$p" "${extra[@]}" -- "${server[@]}" | tail -1) || line="" ;;
-        *) line=$("$T/jrpc" bench --runtime "$kind" --requests "$n" --concurrency "$c" --payload "$p" "${extra[@]}" -- "${server[@]}" | tail -1) || line="" ;;
-    esac
+    line=$("$T/jrpc" bench --runtime "$rt" --response "$mode" --requests "$n" --concurrency "$c" \
+        --payload "$p" "${extra[@]}" -- "${server[@]}" | tail -1) || line=""
     # A failed run (a lost notification, a dead server) counts as 0.
-    echo "$line" >>"$WORK/$kind.$name.log"
+    echo "$line" >>"$WORK/lib.$1.log"
     local value
     value=$(field "$metric" "$line")
     echo "${value:-0}"
@@ -63,54 +102,72 @@ run_one() { # kind scenario -> prints the metric (rps, or nps for notify8)
 
 for ((round = 1; round <= ROUNDS; round++)); do
     for name in $SCENARIOS; do
-        base=$(run_one baseline "$name")
-        echo "$base" >>"$WORK/baseline.$name"
-        for rt in $RUNTIMES; do
-            lib=$(run_one "$rt" "$name")
-            echo "$lib" >>"$WORK/$rt.$name"
-            awk -v l="$lib" -v b="$base" 'BEGIN {printf "%.4f\n", l / b}' >>"$WORK/ratio.$rt.$name"
-        done
-        echo "round $round $name: baseline=$base $(for rt in $RUNTIMES; do printf '%s=%s ' "$rt" "$(tail -1 "$WORK/$rt.$name")"; done)" >&2
+        # Notifications have no floor (raw-baseline sends none): the target is
+        # absolute, and the floor's request rate shows the peer's headroom.
+        base=$(floor_one "$name")
+        lib=$(library_one "$name")
+        echo "$base" >>"$WORK/floor.$name"
+        echo "$lib" >>"$WORK/lib.$name"
+        awk -v l="$lib" -v b="$base" 'BEGIN {printf "%.4f\n", (b > 0 ? l / b : 0)}' >>"$WORK/ratio.$name"
+        echo "round $round $name: floor=$base library=$lib" >&2
     done
 done
 
+echo "## Is the peer the bottleneck?"
 echo
-echo "## Round trips ($ROUNDS rounds, alternating; medians)"
-echo
-printf '| scenario | metric | baseline |'
-for rt in $RUNTIMES; do printf ' jrpc %s | ratio |' "$rt"; done
-echo
-printf '|---|---|---|'
-for rt in $RUNTIMES; do printf -- '---|---|'; done
+echo "The floor, against the same echo server in the same rounds, must reach at least 2x the"
+echo "library's rate; otherwise the peer may be what limits the library."
 echo
 for name in $SCENARIOS; do
-    metric="requests/s"
-    [[ $name == notify8 ]] && metric="notifications/s"
-    printf '| %s | %s | %.0f |' "${TITLE[$name]}" "$metric" "$(median <"$WORK/baseline.$name")"
-    for rt in $RUNTIMES; do
-        failed=$(grep -c '^0$' "$WORK/$rt.$name" || true)
-        note=""
-        ((failed > 0)) && note=" ($failed of $ROUNDS runs failed)"
-        printf ' %.0f%s | **%.0f%%** |' "$(median <"$WORK/$rt.$name")" "$note" \
-            "$(median <"$WORK/ratio.$rt.$name" | awk '{print $1 * 100}')"
-    done
-    echo
+    fl=$(median <"$WORK/floor.$name")
+    li=$(median <"$WORK/lib.$name")
+    [[ $name == notify8 ]] && li=$(awk -v l="$li" 'BEGIN {print l / 8}') # responses/s
+    awk -v f="$fl" -v l="$li" -v t="${TITLE[$name]}" 'BEGIN {
+        h = (l > 0 ? f / l : 0)
+        printf "- %s: floor %.0f/s, library %.0f/s: %.1fx %s\n", t, f, l, h,
+            (h >= 2 ? "✔ not the bottleneck" : "✘ the peer may be the bottleneck")
+    }'
+done
+
+echo
+echo "## Round trips ($ROUNDS rounds, alternating; medians; default runtime unless stated)"
+echo
+echo '| scenario | floor (`raw-baseline`) | jsonrpc-stdio | library / floor | target |'
+echo '|---|---|---|---|---|'
+for name in $SCENARIOS; do
+    fl=$(median <"$WORK/floor.$name")
+    li=$(median <"$WORK/lib.$name")
+    ratio=$(median <"$WORK/ratio.$name")
+    failed=$(grep -c '^0$' "$WORK/lib.$name" || true)
+    note=""
+    ((failed > 0)) && note=" ($failed of $ROUNDS runs failed)"
+    if [[ $name == notify8 ]]; then
+        awk -v f="$fl" -v l="$li" -v n="$note" -v t="${TITLE[$name]}" -v g="${TARGET[$name]}" 'BEGIN {
+            printf "| %s | %.0f req/s | **%.0f notifications/s**%s | — | ≥ %.0f/s, in order, none lost %s |\n",
+                t, f, l, n, g, (l >= g ? "✔" : "✘")
+        }'
+    else
+        awk -v f="$fl" -v l="$li" -v r="$ratio" -v n="$note" -v t="${TITLE[$name]}" -v g="${TARGET[$name]}" 'BEGIN {
+            printf "| %s | %.0f req/s | %.0f req/s%s | **%.2fx** | ≥ %.2fx %s |\n",
+                t, f, l, n, r, g, (r >= g ? "✔" : "✘")
+        }'
+    fi
 done
 
 echo
 echo "## Liveness and memory (10,000 requests in flight)"
 echo
-echo '| runtime | kill -> all failed (ms, median of 3) | bytes per pending request | peak RSS of bench_liveness (KiB) | peak RSS of `jrpc bench -c 10000` (KiB) |'
+echo '| runtime | kill -> all failed (ms, median of 3; ≤ 50) | bytes per pending request | peak RSS of bench_liveness (KiB) | peak RSS of `jrpc bench --concurrency 10000` (KiB; ≤ 65536) |'
 echo '|---|---|---|---|---|'
 SINK=(sh -c 'exec cat 3>&1 >/dev/null') # reads stdin, never answers, keeps stdout open
-for rt in $RUNTIMES; do
+for rt in current-thread multi-thread; do
     for i in 1 2 3; do
         "$T/bench_liveness" --runtime "$rt" --in-flight 10000 -- "${SINK[@]}" >>"$WORK/live.$rt"
     done
     for i in 1 2 3; do
         if [[ -x /usr/bin/time ]]; then # GNU time: peak RSS in KiB
             /usr/bin/time -f '%M' -o "$WORK/time.$rt" "$T/jrpc" bench --runtime "$rt" --requests 100000 \
-                --concurrency 10000 -- "$T/echo_server" >/dev/null
+                --concurrency 10000 -- "$F/echo-server" >/dev/null
             cat "$WORK/time.$rt" >>"$WORK/rss.$rt"
         else
             echo "n/a" >>"$WORK/rss.$rt"

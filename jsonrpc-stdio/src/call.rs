@@ -113,11 +113,17 @@ impl<'a, P: Serialize + Send + 'a> Call<'a, P> {
         let id = connection.next_id();
         let span = tracing::debug_span!("request", method = %self.method, id);
         async move {
-            let bytes = encode_request(&RequestId::from(id), &self.method, self.params.as_ref())
-                .map_err(|e| Error::Encode {
-                    method: self.method.clone(),
-                    source: Arc::new(e),
-                })?;
+            let bytes = encode_request(
+                &RequestId::from(id),
+                &self.method,
+                self.params.as_ref(),
+                connection.request_size_hint(),
+            )
+            .map_err(|e| Error::Encode {
+                method: self.method.clone(),
+                source: Arc::new(e),
+            })?;
+            connection.saw_request_size(bytes.len());
             // Made before anything is queued, on the connection's runtime.
             let timer = self.timeout.map(|after| (connection.sleep(after), after));
             let call = async {

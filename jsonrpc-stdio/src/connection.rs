@@ -18,11 +18,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::runtime::Handle as Runtime;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -90,6 +89,8 @@ struct State {
 pub(crate) struct Connection {
     state: Mutex<State>,
     next_id: AtomicI64,
+    /// The size of the last request serialized: the next is likely alike.
+    last_request_size: AtomicUsize,
     /// Read and written by the reader as it routes; see [`Routes`].
     pub(crate) routes: Mutex<Routes>,
     /// Drained by the writer.
@@ -113,8 +114,9 @@ impl Connection {
                 dead: None,
             }),
             next_id: AtomicI64::new(0),
+            last_request_size: AtomicUsize::new(0),
             routes: Mutex::new(Routes::default()),
-            outbox: Outbox::new(config.max_queued_bytes),
+            outbox: Outbox::new(config.max_queued_bytes, config.framing),
             closed: watch::channel(None).0,
             process,
             runtime,
@@ -127,6 +129,19 @@ impl Connection {
     /// The id of the next request: 0, 1, 2, ...
     pub(crate) fn next_id(&self) -> i64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// How much room to serialize the next request into: a little more than
+    /// the last one took (and a newline's worth), at least 128 bytes, at
+    /// most 1 MiB up front, so one huge request does not make every later
+    /// one reserve as much.
+    pub(crate) fn request_size_hint(&self) -> usize {
+        let last = self.last_request_size.load(Ordering::Relaxed);
+        (last + last / 8 + 16).clamp(128, 1 << 20)
+    }
+
+    pub(crate) fn saw_request_size(&self, len: usize) {
+        self.last_request_size.store(len, Ordering::Relaxed);
     }
 
     /// Registers a pending request and queues its bytes in the room
@@ -150,7 +165,7 @@ impl Connection {
             st.pending.insert(id, tx);
             // Queued under the lock: `die` cannot run between the two, so a
             // registered request is always either answered or failed.
-            self.outbox.queue(room, Bytes::from(bytes));
+            self.outbox.queue(room, bytes);
             st.pending.len() == 1
         };
         // Outside the lock: a write, even one that does not wait, is a
@@ -234,7 +249,7 @@ impl Connection {
     /// Queues bytes for the writer if they fit, unless the connection is
     /// dead. `method` names the message in the error.
     pub(crate) fn send(&self, method: &str, bytes: Vec<u8>) -> Result<(), Error> {
-        match self.outbox.try_push(Bytes::from(bytes)) {
+        match self.outbox.try_push(bytes) {
             Ok(()) => Ok(()),
             Err(Refused::Full(full)) => Err(Error::QueueFull {
                 method: method.to_owned(),

@@ -472,10 +472,13 @@ pub(crate) fn parse_response(frame: &Bytes) -> Option<(RequestId, Result<RawResu
         return None;
     }
     // A notification or request would be read whole before its `method`
-    // turned it away, then again by the general parser. A `"method"`
-    // anywhere (even inside a result) sends the frame there at once; an
-    // escaped key is still caught by the parse below.
-    if memchr::memmem::find(frame, b"\"method\"").is_some() {
+    // turned it away, then again by the general parser. A `"method"` (even
+    // inside a result) sends the frame there at once; an escaped key is
+    // still caught by the parse below.
+    // Only the first bytes are searched, where servers write it: a large
+    // response is not scanned twice, and a later `method` is caught below.
+    let head = &frame[..frame.len().min(256)];
+    if memchr::memmem::find(head, b"\"method\"").is_some() {
         return None;
     }
     let wire: ResponseWire<'_> = serde_json::from_slice(frame).ok()?;
@@ -559,18 +562,26 @@ impl<'de> Deserialize<'de> for Message {
 }
 
 /// Serializes a request straight from borrowed parts, without building a
-/// [`Value`] for the params first.
+/// [`Value`] for the params first, into a buffer of `capacity` bytes (a
+/// guess of its size: growing it copies what was written so far, every
+/// doubling, which for a large request costs as much as writing it).
 pub(crate) fn encode_request<P: Serialize + ?Sized>(
     id: &RequestId,
     method: &str,
     params: Option<&P>,
+    capacity: usize,
 ) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(&OutRequest {
-        jsonrpc: "2.0",
-        id,
-        method,
-        params,
-    })
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(
+        &mut out,
+        &OutRequest {
+            jsonrpc: "2.0",
+            id,
+            method,
+            params,
+        },
+    )?;
+    Ok(out)
 }
 
 /// Serializes a notification straight from borrowed parts.

@@ -19,17 +19,16 @@
 //! queue under the one `sink` lock. Lock order: `sink`, then `state`.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Mutex, TryLockError};
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use tokio::io::AsyncWrite;
 use tokio::sync::{oneshot, Notify};
-use tokio_util::codec::Encoder;
 
-use crate::framing::{FrameCodec, Framing};
+use crate::framing::Framing;
 use crate::lock;
 
 pub(crate) struct Outbox {
@@ -37,6 +36,10 @@ pub(crate) struct Outbox {
     /// The pipe; `None` before [`attach`](Self::attach) and after death or
     /// a write error (dropping it closes the server's stdin).
     sink: Mutex<Option<Sink>>,
+    /// Newline-delimited messages are queued with their newline, appended
+    /// to the serializer's buffer (no copy); `Content-Length` headers are
+    /// added as the writer takes them.
+    framing: Framing,
     limit: usize,
     /// Wakes the writer when a message is queued or the queue closes.
     writer: Notify,
@@ -54,12 +57,12 @@ struct State {
 /// The write end of the connection, with what is on its way into it.
 struct Sink {
     writer: Pin<Box<dyn AsyncWrite + Send>>,
-    /// Outgoing frames are ours and never checked against the read limit.
-    codec: FrameCodec,
-    /// Framed bytes not yet handed to the OS.
-    buf: BytesMut,
-    /// The queue's count of the messages in `buf`, given back as room once
-    /// `buf` is empty.
+    /// Framed bytes not yet handed to the OS: the queued messages
+    /// themselves (and their headers), written with vectored writes, never
+    /// copied into a buffer of our own: a 60 KB request is not copied twice.
+    chunks: VecDeque<Bytes>,
+    /// The queue's count of the messages in `chunks`, given back as room
+    /// once they are all written.
     in_buf: usize,
     /// Bytes went out since the last flush.
     unflushed: bool,
@@ -101,7 +104,7 @@ impl Drop for Reservation<'_> {
 }
 
 impl Outbox {
-    pub(crate) fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize, framing: Framing) -> Self {
         Outbox {
             state: Mutex::new(State {
                 messages: VecDeque::new(),
@@ -109,6 +112,7 @@ impl Outbox {
                 closed: false,
             }),
             sink: Mutex::new(None),
+            framing,
             limit,
             writer: Notify::new(),
             room: Notify::new(),
@@ -155,7 +159,7 @@ impl Outbox {
 
     /// Queues `message` in the room `reservation` holds, and wakes the
     /// writer task.
-    pub(crate) fn push_reserved(&self, reservation: Reservation<'_>, message: Bytes) {
+    pub(crate) fn push_reserved(&self, reservation: Reservation<'_>, message: Vec<u8>) {
         if self.queue(reservation, message) {
             self.writer.notify_one();
         }
@@ -164,8 +168,14 @@ impl Outbox {
     /// Queues `message` in the room `reservation` holds, waking nobody: the
     /// caller follows with [`write_now`](Self::write_now). False when the
     /// queue is closed (then the room is given back).
-    pub(crate) fn queue(&self, mut reservation: Reservation<'_>, message: Bytes) -> bool {
+    pub(crate) fn queue(&self, mut reservation: Reservation<'_>, mut message: Vec<u8>) -> bool {
         debug_assert_eq!(reservation.len, message.len());
+        if self.framing == Framing::NewlineDelimited {
+            // serde_json escapes newlines inside strings and writes no
+            // whitespace between tokens, so a message is always one line.
+            message.push(b'\n');
+        }
+        let message = Bytes::from(message);
         let mut st = lock(&self.state);
         if st.closed {
             return false;
@@ -176,7 +186,7 @@ impl Outbox {
     }
 
     /// Queues `message` if it fits now.
-    pub(crate) fn try_push(&self, message: Bytes) -> Result<(), Refused> {
+    pub(crate) fn try_push(&self, message: Vec<u8>) -> Result<(), Refused> {
         let reservation = self.try_reserve(message.len())?;
         self.push_reserved(reservation, message);
         Ok(())
@@ -200,10 +210,10 @@ impl Outbox {
         framing: Framing,
         failed: oneshot::Sender<io::Error>,
     ) {
+        debug_assert_eq!(framing, self.framing);
         *lock(&self.sink) = Some(Sink {
             writer: Box::pin(writer),
-            codec: FrameCodec::new(framing, usize::MAX),
-            buf: BytesMut::new(),
+            chunks: VecDeque::new(),
             in_buf: 0,
             unflushed: false,
             failed: Some(failed),
@@ -294,8 +304,10 @@ impl Outbox {
     }
 
     fn poll_drain(&self, sink: &mut Sink, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The newline each queued message carries is not counted as room.
+        let newline = usize::from(self.framing == Framing::NewlineDelimited);
         loop {
-            if sink.buf.is_empty() {
+            if sink.chunks.is_empty() {
                 if sink.in_buf > 0 {
                     self.written(std::mem::take(&mut sink.in_buf));
                 }
@@ -304,15 +316,37 @@ impl Outbox {
                     break;
                 }
                 for message in st.messages.drain(..) {
-                    sink.in_buf += message.len();
+                    sink.in_buf += message.len() - newline;
                     tracing::trace!(frame = %String::from_utf8_lossy(&message), "frame to server");
-                    sink.codec.encode(message, &mut sink.buf)?;
+                    if self.framing == Framing::ContentLength {
+                        let header = format!("Content-Length: {}\r\n\r\n", message.len());
+                        sink.chunks.push_back(Bytes::from(header));
+                    }
+                    sink.chunks.push_back(message);
                 }
             }
-            match sink.writer.as_mut().poll_write(cx, &sink.buf) {
+            let written = {
+                let mut slices = [IoSlice::new(&[]); 64];
+                let mut n = 0;
+                for (slice, chunk) in slices.iter_mut().zip(&sink.chunks) {
+                    *slice = IoSlice::new(chunk);
+                    n += 1;
+                }
+                sink.writer.as_mut().poll_write_vectored(cx, &slices[..n])
+            };
+            match written {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => {
-                    sink.buf.advance(n);
+                Poll::Ready(Ok(mut n)) => {
+                    while n > 0 {
+                        let front = sink.chunks.front_mut().expect("wrote no more than held");
+                        if n >= front.len() {
+                            n -= front.len();
+                            sink.chunks.pop_front();
+                        } else {
+                            front.advance(n);
+                            n = 0;
+                        }
+                    }
                     sink.unflushed = true;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -340,13 +374,13 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn msg(n: usize) -> Bytes {
-        Bytes::from(vec![b'x'; n])
+    fn msg(n: usize) -> Vec<u8> {
+        vec![b'x'; n]
     }
 
     #[test]
     fn a_full_queue_refuses_and_a_lone_oversized_message_goes() {
-        let q = Outbox::new(10);
+        let q = Outbox::new(10, Framing::ContentLength);
         q.try_push(msg(6)).unwrap();
         assert!(matches!(
             q.try_push(msg(5)),
@@ -364,7 +398,7 @@ mod tests {
 
     #[test]
     fn an_unused_reservation_gives_its_room_back() {
-        let q = Outbox::new(10);
+        let q = Outbox::new(10, Framing::ContentLength);
         let r = q.try_reserve(8).unwrap();
         assert!(q.try_push(msg(5)).is_err());
         drop(r);
@@ -374,7 +408,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reservation_waits_for_room_and_close_wakes_it() {
-        let q = std::sync::Arc::new(Outbox::new(10));
+        let q = std::sync::Arc::new(Outbox::new(10, Framing::ContentLength));
         q.try_push(msg(10)).unwrap();
         let waiter = tokio::spawn({
             let q = q.clone();
