@@ -478,7 +478,11 @@ pub(crate) fn parse_response(frame: &Bytes) -> Option<(RequestId, Result<RawResu
     // Only the first bytes are searched, where servers write it: a large
     // response is not scanned twice, and a later `method` is caught below.
     let head = &frame[..frame.len().min(256)];
-    if memchr::memmem::find(head, b"\"method\"").is_some() {
+    static METHOD: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    // Built once: building a finder costs more than searching 256 bytes.
+    let method = METHOD.get_or_init(|| memchr::memmem::Finder::new(b"\"method\""));
+    if method.find(head).is_some() {
         return None;
     }
     let wire: ResponseWire<'_> = serde_json::from_slice(frame).ok()?;

@@ -24,7 +24,6 @@ use std::pin::Pin;
 use std::sync::{Mutex, TryLockError};
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
 use tokio::io::AsyncWrite;
 use tokio::sync::{oneshot, Notify};
 
@@ -48,7 +47,7 @@ pub(crate) struct Outbox {
 }
 
 struct State {
-    messages: VecDeque<Bytes>,
+    messages: VecDeque<Vec<u8>>,
     /// Queued, reserved, or being written.
     bytes: usize,
     closed: bool,
@@ -60,7 +59,9 @@ struct Sink {
     /// Framed bytes not yet handed to the OS: the queued messages
     /// themselves (and their headers), written with vectored writes, never
     /// copied into a buffer of our own: a 60 KB request is not copied twice.
-    chunks: VecDeque<Bytes>,
+    chunks: VecDeque<Vec<u8>>,
+    /// How much of the first chunk is already written.
+    written_of_first: usize,
     /// The queue's count of the messages in `chunks`, given back as room
     /// once they are all written.
     in_buf: usize,
@@ -175,7 +176,6 @@ impl Outbox {
             // whitespace between tokens, so a message is always one line.
             message.push(b'\n');
         }
-        let message = Bytes::from(message);
         let mut st = lock(&self.state);
         if st.closed {
             return false;
@@ -214,6 +214,7 @@ impl Outbox {
         *lock(&self.sink) = Some(Sink {
             writer: Box::pin(writer),
             chunks: VecDeque::new(),
+            written_of_first: 0,
             in_buf: 0,
             unflushed: false,
             failed: Some(failed),
@@ -320,7 +321,7 @@ impl Outbox {
                     tracing::trace!(frame = %String::from_utf8_lossy(&message), "frame to server");
                     if self.framing == Framing::ContentLength {
                         let header = format!("Content-Length: {}\r\n\r\n", message.len());
-                        sink.chunks.push_back(Bytes::from(header));
+                        sink.chunks.push_back(header.into_bytes());
                     }
                     sink.chunks.push_back(message);
                 }
@@ -329,7 +330,7 @@ impl Outbox {
                 let mut slices = [IoSlice::new(&[]); 64];
                 let mut n = 0;
                 for (slice, chunk) in slices.iter_mut().zip(&sink.chunks) {
-                    *slice = IoSlice::new(chunk);
+                    *slice = IoSlice::new(&chunk[if n == 0 { sink.written_of_first } else { 0 }..]);
                     n += 1;
                 }
                 sink.writer.as_mut().poll_write_vectored(cx, &slices[..n])
@@ -337,15 +338,17 @@ impl Outbox {
             match written {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(mut n)) => {
-                    while n > 0 {
-                        let front = sink.chunks.front_mut().expect("wrote no more than held");
-                        if n >= front.len() {
-                            n -= front.len();
-                            sink.chunks.pop_front();
-                        } else {
-                            front.advance(n);
-                            n = 0;
+                    // Also drops empty chunks (an empty body's), which
+                    // a write of nothing would otherwise report as `Ok(0)`.
+                    while let Some(front) = sink.chunks.front() {
+                        let left = front.len() - sink.written_of_first;
+                        if n < left {
+                            sink.written_of_first += n;
+                            break;
                         }
+                        n -= left;
+                        sink.chunks.pop_front();
+                        sink.written_of_first = 0;
                     }
                     sink.unflushed = true;
                 }
@@ -427,5 +430,72 @@ mod tests {
         tokio::task::yield_now().await;
         q.close();
         assert!(waiter.await.unwrap());
+    }
+    /// Takes at most 7 bytes per write, and says `Pending` (waking at once)
+    /// every other call: every chunk is split, and resumed by the writer.
+    struct Trickle {
+        out: std::sync::Arc<Mutex<Vec<u8>>>,
+        calls: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.calls += 1;
+            if self.calls % 2 == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = buf.len().min(7);
+            lock(&self.out).extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn split_writes_deliver_every_frame_whole_and_in_order_and_free_the_room() {
+        for (framing, expected) in [
+            (
+                Framing::ContentLength,
+                &b"Content-Length: 5\r\n\r\nfirstContent-Length: 0\r\n\r\nContent-Length: 30\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"[..],
+            ),
+            (
+                Framing::NewlineDelimited,
+                &b"first\n\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"[..],
+            ),
+        ] {
+            let out = std::sync::Arc::new(Mutex::new(Vec::new()));
+            let q = std::sync::Arc::new(Outbox::new(1000, framing));
+            let (failed, _failed) = oneshot::channel();
+            q.attach(Trickle { out: out.clone(), calls: 0 }, framing, failed);
+            let writer = tokio::spawn({
+                let q = q.clone();
+                async move { q.write_all().await }
+            });
+            // One caller's direct write, then two for the writer task.
+            let room = q.reserve(5).await.unwrap_or_else(|_| panic!("room"));
+            q.queue(room, b"first".to_vec());
+            q.write_now();
+            q.try_push(Vec::new()).unwrap();
+            q.try_push(vec![b'x'; 30]).unwrap();
+            q.wake_writer();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while lock(&out).len() < expected.len() || q.queued_bytes() > 0 {
+                assert!(std::time::Instant::now() < deadline, "{framing}: stuck");
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(&lock(&out)[..], expected, "{framing}");
+            q.close();
+            writer.await.unwrap();
+        }
     }
 }
