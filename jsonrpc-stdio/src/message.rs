@@ -485,7 +485,10 @@ pub(crate) fn parse_response(frame: &Bytes) -> Option<(RequestId, Result<RawResu
     if method.find(head).is_some() {
         return None;
     }
-    let wire: ResponseWire<'_> = serde_json::from_slice(frame).ok()?;
+    // Checked as UTF-8 once, whole: read from a `str`, serde_json checks
+    // neither each key nor the raw result again.
+    let text = std::str::from_utf8(frame).ok()?;
+    let wire: ResponseWire<'_> = serde_json::from_str(text).ok()?;
     if wire.method.is_some() {
         return None;
     }
