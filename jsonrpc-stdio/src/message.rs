@@ -477,10 +477,10 @@ pub(crate) fn parse_response(frame: &Bytes) -> Option<(RequestId, Result<RawResu
     // still caught by the parse below.
     // Only the first bytes are searched, where servers write it: a large
     // response is not scanned twice, and a later `method` is caught below.
-    let head = &frame[..frame.len().min(256)];
+    let head = &frame[..frame.len().min(64)];
     static METHOD: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
         std::sync::OnceLock::new();
-    // Built once: building a finder costs more than searching 256 bytes.
+    // Built once: building a finder costs more than searching 64 bytes.
     let method = METHOD.get_or_init(|| memchr::memmem::Finder::new(b"\"method\""));
     if method.find(head).is_some() {
         return None;

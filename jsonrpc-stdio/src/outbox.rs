@@ -145,6 +145,12 @@ impl Outbox {
     /// # Cancel safety
     /// Cancel safe: nothing is held until it returns.
     pub(crate) async fn reserve(&self, len: usize) -> Result<Reservation<'_>, Refused> {
+        // Room is there nearly always: take it without registering for a
+        // wake-up first.
+        match self.try_reserve(len) {
+            Err(Refused::Full(_)) => {}
+            other => return other,
+        }
         loop {
             // Registered before the check, so a wake-up between the two is
             // not lost.
