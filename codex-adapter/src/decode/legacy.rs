@@ -4,11 +4,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::lenient;
 use super::{error_event, other, shell_join_words, PlanUpdate, WirePlanStep};
-use crate::event::{
-    FileChange, ItemStatus, ReasoningPart, TokenCounts, TokenUsage, TurnEvent, TurnOutcome,
-};
+use super::{lenient, owned, TokenBreakdown};
+use crate::event::{FileChange, ItemStatus, ReasoningPart, TokenUsage, TurnEvent, TurnOutcome};
 
 /// The prefix of codex 0.72.0's legacy event envelopes.
 pub const LEGACY_PREFIX: &str = "codex/event/";
@@ -237,38 +235,6 @@ struct TokenInfo {
     last_token_usage: TokenBreakdown,
     #[serde(deserialize_with = "lenient::u64")]
     model_context_window: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct TokenBreakdown {
-    #[serde(deserialize_with = "lenient::u64")]
-    input_tokens: Option<u64>,
-    #[serde(deserialize_with = "lenient::u64")]
-    cached_input_tokens: Option<u64>,
-    #[serde(deserialize_with = "lenient::u64")]
-    output_tokens: Option<u64>,
-    #[serde(deserialize_with = "lenient::u64")]
-    reasoning_output_tokens: Option<u64>,
-    #[serde(deserialize_with = "lenient::u64")]
-    total_tokens: Option<u64>,
-}
-
-impl TokenBreakdown {
-    /// A missing count is zero.
-    fn to_event(&self) -> TokenCounts {
-        TokenCounts {
-            input_tokens: self.input_tokens.unwrap_or(0),
-            cached_input_tokens: self.cached_input_tokens.unwrap_or(0),
-            output_tokens: self.output_tokens.unwrap_or(0),
-            reasoning_output_tokens: self.reasoning_output_tokens.unwrap_or(0),
-            total_tokens: self.total_tokens.unwrap_or(0),
-        }
-    }
-}
-
-fn owned(s: Option<&str>) -> String {
-    s.unwrap_or_default().to_owned()
 }
 
 /// The outcome of a legacy `mcp_tool_call_end`, whose `result` is a Rust

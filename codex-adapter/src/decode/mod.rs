@@ -27,7 +27,7 @@ mod v2;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::event::{PlanStep, TurnEvent};
+use crate::event::{PlanStep, TokenCounts, TurnEvent};
 
 #[doc(no_inline)]
 pub use crate::route::{route_of, Route};
@@ -132,6 +132,41 @@ struct WirePlanStep<'a> {
     step: Option<&'a str>,
     #[serde(deserialize_with = "lenient::str")]
     status: Option<&'a str>,
+}
+
+/// Token counts as both families spell them: legacy `input_tokens`, v2
+/// `inputTokens`. A count of the wrong type counts as missing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TokenBreakdown {
+    #[serde(alias = "inputTokens", deserialize_with = "lenient::u64")]
+    input_tokens: Option<u64>,
+    #[serde(alias = "cachedInputTokens", deserialize_with = "lenient::u64")]
+    cached_input_tokens: Option<u64>,
+    #[serde(alias = "outputTokens", deserialize_with = "lenient::u64")]
+    output_tokens: Option<u64>,
+    #[serde(alias = "reasoningOutputTokens", deserialize_with = "lenient::u64")]
+    reasoning_output_tokens: Option<u64>,
+    #[serde(alias = "totalTokens", deserialize_with = "lenient::u64")]
+    total_tokens: Option<u64>,
+}
+
+impl TokenBreakdown {
+    /// A missing count is zero.
+    fn to_event(&self) -> TokenCounts {
+        TokenCounts {
+            input_tokens: self.input_tokens.unwrap_or(0),
+            cached_input_tokens: self.cached_input_tokens.unwrap_or(0),
+            output_tokens: self.output_tokens.unwrap_or(0),
+            reasoning_output_tokens: self.reasoning_output_tokens.unwrap_or(0),
+            total_tokens: self.total_tokens.unwrap_or(0),
+        }
+    }
+}
+
+/// A wire string the event needs owned; missing is empty.
+fn owned(s: Option<&str>) -> String {
+    s.unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]

@@ -5,11 +5,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::lenient;
 use super::{error_event, other, PlanUpdate};
+use super::{lenient, owned, TokenBreakdown};
 use crate::event::{
-    FileChange, ItemKind, ItemStatus, ReasoningPart, TokenCounts, TokenUsage, TurnEvent,
-    TurnOutcome,
+    FileChange, ItemKind, ItemStatus, ReasoningPart, TokenUsage, TurnEvent, TurnOutcome,
 };
 
 /// The v2 methods a turn's consumer cares about.
@@ -247,38 +246,6 @@ struct ThreadTokenUsage {
     model_context_window: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct TokenBreakdown {
-    #[serde(deserialize_with = "lenient::u64")]
-    input_tokens: Option<u64>,
-    #[serde(deserialize_with = "lenient::u64")]
-    cached_input_tokens: Option<u64>,
-    #[serde(deserialize_with = "lenient::u64")]
-    output_tokens: Option<u64>,
-    #[serde(deserialize_with = "lenient::u64")]
-    reasoning_output_tokens: Option<u64>,
-    #[serde(deserialize_with = "lenient::u64")]
-    total_tokens: Option<u64>,
-}
-
-impl TokenBreakdown {
-    /// A missing count is zero.
-    fn to_event(&self) -> TokenCounts {
-        TokenCounts {
-            input_tokens: self.input_tokens.unwrap_or(0),
-            cached_input_tokens: self.cached_input_tokens.unwrap_or(0),
-            output_tokens: self.output_tokens.unwrap_or(0),
-            reasoning_output_tokens: self.reasoning_output_tokens.unwrap_or(0),
-            total_tokens: self.total_tokens.unwrap_or(0),
-        }
-    }
-}
-
-fn owned(s: Option<&str>) -> String {
-    s.unwrap_or_default().to_owned()
-}
-
 /// One v2 item, started or completed.
 fn item_event(method: &str, params: &Value, completed: bool) -> Option<TurnEvent> {
     let ItemParams { item } = lenient::read(params);
@@ -457,6 +424,7 @@ pub fn map_v2(method: &str, params: &Value) -> Option<TurnEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::TokenCounts;
     use serde_json::json;
 
     #[test]
