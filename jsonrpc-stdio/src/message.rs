@@ -328,7 +328,14 @@ impl Message {
                 Err(e) => ShapeError::NotJson(e.to_string()),
             });
         }
-        let wire: Wire = serde_json::from_slice(bytes).map_err(|e| {
+        // Checked as UTF-8 once, whole, then read from a `str`: from a
+        // slice, serde_json checks every string (keys included) on its own.
+        // Invalid UTF-8 is read from the slice, for serde_json's error.
+        let wire: Result<Wire, _> = match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(bytes),
+        };
+        let wire = wire.map_err(|e| {
             if e.is_data() {
                 ShapeError::NoShape("not an object of JSON-RPC members")
             } else {

@@ -46,7 +46,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use jsonrpc_stdio::{Client, Error, Filter, Framing, Request as _, ServerCommand, Subscription};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Exit status for bad usage (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -347,7 +347,7 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
         ));
     }
     let data = "x".repeat(o.payload);
-    let params = Params::new(Box::leak(data.into_boxed_str()), None);
+    let params = Params::new(Box::leak(data.into_boxed_str()), None, o.response);
     // With notifications, each request is numbered, so that a server that
     // echoes params in its notifications shows their order.
     let numbered = o.notifications > 0;
@@ -407,23 +407,28 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The params a request sends, in each mode's form.
+/// The params a request sends, in its mode's form only.
 struct Params {
-    value: Value,
-    raw: Box<RawValue>,
+    value: Option<Value>,
+    raw: Option<Box<RawValue>>,
     typed: &'static str,
     n: Option<u64>,
 }
 
 impl Params {
-    fn new(data: &'static str, n: Option<u64>) -> Params {
-        let value = match n {
-            Some(n) => json!({ "data": data, "n": n }),
-            None => json!({ "data": data }),
+    fn new(data: &'static str, n: Option<u64>, mode: ResponseMode) -> Params {
+        let typed = EchoParams { data, n };
+        let (value, raw) = match mode {
+            ResponseMode::Value => (Some(serde_json::to_value(&typed).expect("JSON")), None),
+            ResponseMode::Raw => (
+                None,
+                Some(serde_json::value::to_raw_value(&typed).expect("JSON")),
+            ),
+            ResponseMode::Typed => (None, None),
         };
         Params {
-            raw: serde_json::value::to_raw_value(&value).expect("JSON"),
             value,
+            raw,
             typed: data,
             n,
         }
@@ -441,7 +446,7 @@ async fn one(
     let numbered;
     let params = match n {
         Some(n) => {
-            numbered = Params::new(params.typed, Some(n));
+            numbered = Params::new(params.typed, Some(n), mode);
             &numbered
         }
         None => params,
@@ -450,11 +455,9 @@ async fn one(
     // What the server answered, when it is not the params.
     let wrong = match mode {
         ResponseMode::Value => {
-            let result = client
-                .request(method, &params.value)
-                .await
-                .map_err(failure)?;
-            (result != params.value).then(|| result.to_string())
+            let sent = params.value.as_ref().expect("built for this mode");
+            let result = client.request(method, sent).await.map_err(failure)?;
+            (result != *sent).then(|| result.to_string())
         }
         ResponseMode::Typed => {
             let result = client
@@ -467,12 +470,10 @@ async fn one(
             (result.data != params.typed).then(|| format!("{{\"data\":{:?}}}", result.data))
         }
         ResponseMode::Raw => {
-            let result = client
-                .request_raw(method, &*params.raw)
-                .await
-                .map_err(failure)?;
+            let sent = params.raw.as_deref().expect("built for this mode");
+            let result = client.request_raw(method, sent).await.map_err(failure)?;
             // The echo server passes params through as written.
-            (result.as_bytes() != params.raw.get().as_bytes())
+            (result.as_bytes() != sent.get().as_bytes())
                 .then(|| String::from_utf8_lossy(result.as_bytes()).into_owned())
         }
     };
@@ -511,14 +512,17 @@ async fn count_notifications(
                 .and_then(|p| p.get(name))
                 .and_then(Value::as_i64)
         };
-        let (request, seq) = match (field("request"), field("seq"), field("n")) {
-            (Some(request), Some(seq), _) => (request, seq as u64),
-            // Echoed params: the position within the request is counted.
-            (None, None, Some(request)) => match last {
+        // Echoed params first: one lookup for the shared floor's server.
+        let (request, seq) = match field("n") {
+            // The position within the request is counted.
+            Some(request) => match last {
                 Some((r, s)) if r == request => (request, s + 1),
                 _ => (request, 0),
             },
-            _ => return Err(format!("unexpected notification params: {:?}", n.params)),
+            None => match (field("request"), field("seq")) {
+                (Some(request), Some(seq)) => (request, seq as u64),
+                _ => return Err(format!("unexpected notification params: {:?}", n.params)),
+            },
         };
         let in_order = match last {
             None => seq == 0,
