@@ -85,36 +85,44 @@ pub(crate) async fn read<R: AsyncRead>(
     let grace = config.exit_grace;
     let mut exit: Option<Exit> = None;
     let mut drain_deadline: Option<Instant> = None;
-    let end = loop {
-        tokio::select! {
-            // Frames first: whatever the server wrote before dying is
-            // delivered before its death is declared.
-            biased;
-            frame = frames.next() => match frame {
-                Some(Ok(frame)) => {
-                    handle_frame(&connection, frame);
-                    // A frame spends a unit of tokio's cooperative budget,
-                    // so a long burst yields now and then and the callers
-                    // and subscribers it woke run meanwhile. Otherwise a
-                    // subscriber waiting in this worker's (unstealable)
-                    // LIFO slot waits out the whole burst, and lags.
-                    tokio::task::consume_budget().await;
+    let has_process = process.is_some();
+    let end = {
+        // Made once, not per turn of the loop: a fresh exit watch and
+        // cancellation future on every frame registered their wakers anew
+        // (~700 instructions a round trip at one in flight).
+        let mut exited = std::pin::pin!(wait_exit(&mut process));
+        let mut shutdown = std::pin::pin!(connection.shutdown.cancelled());
+        loop {
+            tokio::select! {
+                // Frames first: whatever the server wrote before dying is
+                // delivered before its death is declared.
+                biased;
+                frame = frames.next() => match frame {
+                    Some(Ok(frame)) => {
+                        handle_frame(&connection, frame);
+                        // A frame spends a unit of tokio's cooperative budget,
+                        // so a long burst yields now and then and the callers
+                        // and subscribers it woke run meanwhile. Otherwise a
+                        // subscriber waiting in this worker's (unstealable)
+                        // LIFO slot waits out the whole burst, and lags.
+                        tokio::task::consume_budget().await;
+                    }
+                    Some(Err(e)) => break End::ReadFailed(e),
+                    None => break End::Eof,
+                },
+                status = &mut exited, if exit.is_none() && has_process => {
+                    exit = Some(status);
+                    drain_deadline = Some(Instant::now() + grace);
                 }
-                Some(Err(e)) => break End::ReadFailed(e),
-                None => break End::Eof,
-            },
-            exited = wait_exit(&mut process), if exit.is_none() && process.is_some() => {
-                exit = Some(exited);
-                drain_deadline = Some(Instant::now() + grace);
+                // Built only when polled: a connection without a process never
+                // touches the timer.
+                _ = async { sleep_until(drain_deadline.unwrap_or_else(Instant::now)).await },
+                    if drain_deadline.is_some() => {
+                    break End::ExitedOutputOpen;
+                }
+                e = &mut write_failed => break End::WriteFailed(e),
+                _ = &mut shutdown => break End::Shutdown,
             }
-            // Built only when polled: a connection without a process never
-            // touches the timer.
-            _ = async { sleep_until(drain_deadline.unwrap_or_else(Instant::now)).await },
-                if drain_deadline.is_some() => {
-                break End::ExitedOutputOpen;
-            }
-            e = &mut write_failed => break End::WriteFailed(e),
-            _ = connection.shutdown.cancelled() => break End::Shutdown,
         }
     };
 
