@@ -188,7 +188,9 @@ async fn the_body_ends_after_the_last_event_while_the_connection_stays_open() {
     assert_eq!(texts, ["one", "two"]);
 }
 
-#[tokio::test]
+// Paused time: the pauses are measured on the mock's own clock, so the test
+// takes no wall time and a busy machine cannot stretch them.
+#[tokio::test(start_paused = true)]
 async fn each_chunk_is_sent_after_its_delay() {
     const DELAY: Duration = Duration::from_millis(200);
     let model = MockModel::start(|_: &ModelRequest| Reply::Text {
@@ -267,7 +269,9 @@ async fn a_failed_reply_ends_with_response_failed() {
     );
 }
 
-#[tokio::test]
+// Paused time: "nothing follows" is checked over 300 ms of the runtime's
+// clock, which auto-advances once both ends are idle: no wall time spent.
+#[tokio::test(start_paused = true)]
 async fn a_stall_holds_the_body_open_until_the_mock_is_dropped() {
     let model = MockModel::start_default().await.unwrap();
     let mut s = TcpStream::connect(addr_of(&model)).await.unwrap();
