@@ -730,12 +730,14 @@ async fn a_script_whose_interpreter_is_missing_is_not_called_missing_itself() {
 async fn a_caller_writing_to_a_server_that_closed_its_stdin_fails_with_the_cause() {
     // Stops reading but keeps running and keeps stdout open: only the write
     // can tell that the server is gone.
-    let client = spawn("exec 0<&-; sleep 30");
-    let pid = client.pid().unwrap();
-    until("the server never closed its stdin", || {
-        std::fs::symlink_metadata(format!("/proc/{pid}/fd/0")).is_err()
-    })
-    .await;
+    let client = spawn(r#"read -r go; exec 0<&-; printf '{"method":"closed"}\n'; sleep 30"#);
+    let mut closed = client.subscribe(Filter::method("closed"));
+    client.notify("go", json!(null)).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), closed.next())
+        .await
+        .expect("the server never closed its stdin")
+        .expect("a notification")
+        .unwrap();
     let started = Instant::now();
     let err = tokio::time::timeout(
         Duration::from_secs(5),
@@ -764,9 +766,13 @@ async fn a_caller_writing_to_a_server_that_closed_its_stdin_fails_with_the_cause
 async fn sequential_callers_racing_a_kill_all_fail_at_once_with_the_cause() {
     // Answers each request by its id, one line at a time.
     let client = spawn(r#"exec sed -u 's/.*"id":\([0-9]*\).*/{"id":\1,"result":null}/'"#);
+    // Each caller says when it has 25 answers: then all are going, on both
+    // workers, some alone in flight.
+    let (going, mut all_going) = tokio::sync::mpsc::channel::<()>(4);
     let callers: Vec<_> = (0..4)
         .map(|_| {
             let c = client.clone();
+            let going = going.clone();
             tokio::spawn(async move {
                 let mut answered = 0u64;
                 loop {
@@ -774,12 +780,18 @@ async fn sequential_callers_racing_a_kill_all_fail_at_once_with_the_cause() {
                         Ok(_) => answered += 1,
                         Err(e) => return (answered, e),
                     }
+                    if answered == 25 {
+                        let _ = going.send(()).await;
+                    }
                 }
             })
         })
         .collect();
-    // Let them get going, on both workers, some alone in flight.
-    until("no request was answered", || client.stats().frames > 100).await;
+    for _ in 0..4 {
+        tokio::time::timeout(Duration::from_secs(10), all_going.recv())
+            .await
+            .expect("no caller got 25 answers");
+    }
     let pid = client.pid().unwrap() as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
     let killed = Instant::now();
