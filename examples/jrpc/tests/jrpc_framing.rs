@@ -24,25 +24,45 @@ fn jrpc(args: &[&str], marker: &str) -> (Option<i32>, String, String) {
     )
 }
 
+/// `jrpc call --framing FRAMING --timeout SECS initialize PARAMS -- node SERVER ARG`.
+fn initialize(
+    framing: &str,
+    timeout_secs: &str,
+    params: &str,
+    server: &std::path::Path,
+    server_arg: &str,
+    marker: &str,
+) -> (Option<i32>, String, String) {
+    let server = server.to_str().unwrap();
+    jrpc(
+        &[
+            "call",
+            "--framing",
+            framing,
+            "--timeout",
+            timeout_secs,
+            "initialize",
+            params,
+            "--",
+            "node",
+            server,
+            server_arg,
+        ],
+        marker,
+    )
+}
+
 #[test]
 fn content_length_framing_calls_a_language_server() {
     let Some(server) = live_support::installed(LSP_SERVER, "vscode-html-language-server") else {
         return;
     };
-    let (code, stdout, stderr) = jrpc(
-        &[
-            "call",
-            "--framing",
-            "content-length",
-            "--timeout",
-            "20",
-            "initialize",
-            r#"{"processId":null,"rootUri":null,"capabilities":{}}"#,
-            "--",
-            "node",
-            server.to_str().unwrap(),
-            "--stdio",
-        ],
+    let (code, stdout, stderr) = initialize(
+        "content-length",
+        "20",
+        r#"{"processId":null,"rootUri":null,"capabilities":{}}"#,
+        &server,
+        "--stdio",
         "jrpc-content-length",
     );
     assert_eq!(code, Some(0), "stderr: {stderr}");
@@ -56,20 +76,12 @@ fn ndjson_framing_calls_an_mcp_server() {
     let Some(server) = live_support::installed(MCP_SERVER, "server-everything") else {
         return;
     };
-    let (code, stdout, stderr) = jrpc(
-        &[
-            "call",
-            "--framing",
-            "ndjson",
-            "--timeout",
-            "20",
-            "initialize",
-            MCP_INITIALIZE,
-            "--",
-            "node",
-            server.to_str().unwrap(),
-            "stdio",
-        ],
+    let (code, stdout, stderr) = initialize(
+        "ndjson",
+        "20",
+        MCP_INITIALIZE,
+        &server,
+        "stdio",
         "jrpc-ndjson",
     );
     assert_eq!(code, Some(0), "stderr: {stderr}");
@@ -84,20 +96,12 @@ fn mismatched_framing_times_out_instead_of_hanging() {
     let Some(server) = live_support::installed(MCP_SERVER, "server-everything") else {
         return;
     };
-    let (code, _, stderr) = jrpc(
-        &[
-            "call",
-            "--framing",
-            "content-length",
-            "--timeout",
-            "2",
-            "initialize",
-            MCP_INITIALIZE,
-            "--",
-            "node",
-            server.to_str().unwrap(),
-            "stdio",
-        ],
+    let (code, _, stderr) = initialize(
+        "content-length",
+        "2",
+        MCP_INITIALIZE,
+        &server,
+        "stdio",
         "jrpc-mismatch",
     );
     assert_eq!(code, Some(3), "stderr: {stderr}");
