@@ -83,13 +83,17 @@ async fn an_overloaded_codex_is_retried_with_backoff_a_bounded_number_of_times()
     sessions.close().await;
 }
 
-async fn a_thread_codex_cannot_find_is_replaced_and_the_caller_is_told_why() {
+/// A thread whose first turn kills codex, and whose resume the restarted
+/// codex answers as `resume` says (`unknown`, `held`). Returns the sessions
+/// after a second, completed turn, the healing events of both, and the
+/// thread's first id.
+async fn resumed_after_a_death(resume: &str) -> (Sessions, Vec<SessionEvent>, String) {
     let dir = CodexHome::new().unwrap();
     let sessions = fake(&[
         "--once",
         &once_file(&dir),
         "--resume",
-        "unknown",
+        resume,
         "--turns",
         "die,complete",
     ])
@@ -98,10 +102,15 @@ async fn a_thread_codex_cannot_find_is_replaced_and_the_caller_is_told_why() {
     let old = sessions.thread("chat").await.unwrap().id().to_owned();
     sessions.run("chat", "hi").await.unwrap();
     let summary = sessions.run("chat", "hi").await.unwrap();
-    assert!(summary.outcome.is_completed());
+    assert!(summary.outcome.is_completed(), "{resume}");
+    (sessions, drain(&mut healing), old)
+}
+
+async fn a_thread_codex_cannot_find_is_replaced_and_the_caller_is_told_why() {
+    let (sessions, healing, old) = resumed_after_a_death("unknown").await;
     let new = sessions.thread("chat").await.unwrap().id().to_owned();
     assert_ne!(new, old);
-    let replaced = drain(&mut healing)
+    let replaced = healing
         .into_iter()
         .find_map(|e| match e {
             SessionEvent::Replaced {
@@ -123,26 +132,8 @@ async fn a_thread_codex_cannot_find_is_replaced_and_the_caller_is_told_why() {
 }
 
 async fn a_thread_held_by_another_process_is_retried_once_then_forked() {
-    let dir = CodexHome::new().unwrap();
-    let sessions = fake(&[
-        "--once",
-        &once_file(&dir),
-        "--resume",
-        "held",
-        "--turns",
-        "die,complete",
-    ])
-    .build();
-    let mut healing = sessions.events();
-    let old = sessions.thread("chat").await.unwrap().id().to_owned();
-    sessions.run("chat", "hi").await.unwrap();
-    assert!(sessions
-        .run("chat", "hi")
-        .await
-        .unwrap()
-        .outcome
-        .is_completed());
-    let forked = drain(&mut healing)
+    let (sessions, healing, old) = resumed_after_a_death("held").await;
+    let forked = healing
         .into_iter()
         .find_map(|e| match e {
             SessionEvent::Forked {
