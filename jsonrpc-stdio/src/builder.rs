@@ -221,6 +221,7 @@ impl Builder {
             .outbox
             .attach(writer, connection.config.framing, write_failed_tx);
         runtime.spawn(driver::write(connection.clone()).instrument(span.clone()));
+        runtime.spawn(driver::sweep_deadlines(connection.clone()).instrument(span.clone()));
         runtime.spawn(
             driver::read(connection.clone(), reader, watch, write_failed_rx).instrument(span),
         );

@@ -1,23 +1,32 @@
-//! A request on its way: [`Call`] and [`TypedCall`], the futures callers
-//! await; the guard that abandons a request whose caller stops waiting; and
-//! the [`CancelNotification`] then sent.
+//! A request on its way: [`Call`], [`RawCall`] and [`TypedCall`], what
+//! callers build; the [`ResponseFuture`] they await, which sends the request,
+//! waits for its answer and, dropped early, abandons it; and the
+//! [`CancelNotification`] then sent.
+//!
+//! A request costs no task, no channel and no timer of its own: its answer
+//! and waker live in its pending entry, and one sweeper per connection
+//! times out every request (see `Connection::expire`). Only a request that
+//! must wait for room in the outgoing queue (the server is not reading)
+//! boxes that wait.
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use tracing::Instrument;
+use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::connection::{Answer, Connection};
 use crate::error::Error;
 use crate::message::{encode_notification, encode_request, RawResult, RequestId};
+use crate::outbox::Refused;
 use crate::typed;
 
 /// The notification sent when a request is abandoned (dropped or timed out),
@@ -71,19 +80,20 @@ impl fmt::Debug for CancelNotification {
 /// A request being built; await it to send it. See [`Client::request`].
 #[must_use = "a request is sent only when awaited"]
 pub struct Call<'a, P> {
-    client: &'a Client,
-    method: String,
-    params: Option<P>,
+    connection: &'a Connection,
+    method: &'a str,
+    params: P,
     timeout: Option<Duration>,
 }
 
 impl<'a, P> Call<'a, P> {
-    pub(crate) fn new(client: &'a Client, method: &str, params: P) -> Self {
+    pub(crate) fn new(client: &'a Client, method: &'a str, params: P) -> Self {
+        let connection = &**client.connection();
         Call {
-            client,
-            method: method.to_owned(),
-            params: Some(params),
-            timeout: client.connection().config.request_timeout,
+            connection,
+            method,
+            params,
+            timeout: connection.config.request_timeout,
         }
     }
 
@@ -93,94 +103,35 @@ impl<'a, P> Call<'a, P> {
         self.timeout = timeout;
         self
     }
-}
 
-impl<'a, P: Serialize + Send + 'a> Call<'a, P> {
     /// Leaves the result undecoded: the future yields the bytes of the
     /// response's `result` as they came (see [`RawResult`]).
     pub fn raw(self) -> RawCall<'a, P> {
         RawCall { call: self }
     }
 
-    /// Sends the request, waits for its answer and hands its result to
-    /// `decode` (with the method, for errors). Takes `self`: a borrow would
-    /// ask `P: Sync` of every caller.
-    async fn round_trip<T>(
-        self,
-        decode: fn(&str, RawResult) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let connection = self.client.connection();
-        let id = connection.next_id();
-        let span = tracing::debug_span!("request", method = %self.method, id);
-        async move {
-            let bytes = encode_request(
-                &RequestId::from(id),
-                &self.method,
-                self.params.as_ref(),
-                connection.request_size_hint(),
-            )
-            .map_err(|e| Error::Encode {
-                method: self.method.clone(),
-                source: Arc::new(e),
-            })?;
-            connection.saw_request_size(bytes.len());
-            // Made before anything is queued, on the connection's runtime.
-            let timer = self.timeout.map(|after| (connection.sleep(after), after));
-            let call = async {
-                // Waits while the server is not reading its input; the
-                // timeout covers this wait too.
-                let room = match connection.outbox.reserve(bytes.len()).await {
-                    Ok(room) => room,
-                    Err(_) => return Err(connection.closed_error()),
-                };
-                let rx = connection.register(id, bytes, room)?;
-                let guard = Abandon {
-                    connection,
-                    id: Some(id),
-                };
-                // Outside tokio's cooperative budget: an answer that is
-                // there is taken at once. Under the budget, a task
-                // awaiting many calls (a `FuturesUnordered`) re-polls
-                // every woken call each time the budget runs out, so
-                // failing N pending calls at death took O(N²) polls
-                // (10,000: 30 ms; 100,000: 7 s). One answer is one event;
-                // it cannot starve anything.
-                let answer = tokio::task::unconstrained(rx).await;
-                guard.disarm();
-                match answer {
-                    Ok(Answer::Response(Ok(result))) => decode(&self.method, result),
-                    Ok(Answer::Response(Err(error))) => Err(Error::Rpc {
-                        method: self.method.clone(),
-                        error,
-                    }),
-                    Ok(Answer::TooLarge { limit }) => Err(Error::ResponseTooLarge {
-                        method: self.method.clone(),
-                        limit,
-                    }),
-                    Ok(Answer::Closed(reason)) => Err(Error::Closed(reason)),
-                    // The sender is only dropped unsent by `die` racing a
-                    // removal; the connection is dead either way.
-                    Err(_) => Err(connection.closed_error()),
-                }
-            };
-            match timer {
-                // Dropping `call` at the deadline drops its guard, which
-                // abandons the request.
-                Some((timer, after)) => tokio::select! {
-                    biased;
-                    result = call => result,
-                    _ = timer => Err(Error::Timeout {
-                        method: self.method.clone(),
-                        after,
-                    }),
-                },
-                None => call.await,
-            }
+    fn into_response<T>(self, decode: Decode<T>) -> ResponseFuture<'a, P, T> {
+        ResponseFuture {
+            connection: self.connection,
+            method: self.method,
+            timeout: self.timeout,
+            decode,
+            stage: Stage::Unsent(self.params),
         }
-        .instrument(span)
-        .await
     }
 }
+
+impl<'a, P: Serialize + Send + 'a> IntoFuture for Call<'a, P> {
+    type Output = Result<Value, Error>;
+    type IntoFuture = ResponseFuture<'a, P, Value>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        self.into_response(decode)
+    }
+}
+
+/// Decodes a result for the caller, with the method for its error.
+type Decode<T> = fn(&str, RawResult) -> Result<T, Error>;
 
 /// Decodes a result for the caller, on the caller's task: the reader only
 /// hands bytes over.
@@ -189,15 +140,6 @@ fn decode<T: DeserializeOwned>(method: &str, result: RawResult) -> Result<T, Err
         method: method.to_owned(),
         source: Arc::new(e),
     })
-}
-
-impl<'a, P: Serialize + Send + 'a> IntoFuture for Call<'a, P> {
-    type Output = Result<Value, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send + 'a>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.round_trip(decode))
-    }
 }
 
 /// A request whose result is kept undecoded; await it to send it. See
@@ -223,30 +165,10 @@ impl<P> RawCall<'_, P> {
 
 impl<'a, P: Serialize + Send + 'a> IntoFuture for RawCall<'a, P> {
     type Output = Result<RawResult, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<RawResult, Error>> + Send + 'a>>;
+    type IntoFuture = ResponseFuture<'a, P, RawResult>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.call.round_trip(|_, raw| Ok(raw)))
-    }
-}
-
-/// Removes a pending entry when its caller stops waiting.
-struct Abandon<'a> {
-    connection: &'a Connection,
-    id: Option<i64>,
-}
-
-impl Abandon<'_> {
-    fn disarm(mut self) {
-        self.id = None;
-    }
-}
-
-impl Drop for Abandon<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.connection.abandon(id);
-        }
+        self.call.into_response(|_, raw| Ok(raw))
     }
 }
 
@@ -279,10 +201,185 @@ where
     R::Result: DeserializeOwned + 'a,
 {
     type Output = Result<R::Result, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<R::Result, Error>> + Send + 'a>>;
+    type IntoFuture = ResponseFuture<'a, R::Params, R::Result>;
 
     fn into_future(self) -> Self::IntoFuture {
         // Straight from the frame's bytes into `R::Result`: no `Value`.
-        Box::pin(self.call.round_trip(decode))
+        self.call.into_response(decode)
+    }
+}
+
+/// A request on its way: sent when first polled, ready with its decoded
+/// result. What [`Call`], [`RawCall`] and [`TypedCall`] become when awaited.
+///
+/// # Cancel safety
+/// Dropped before its first poll, it has sent nothing. Dropped while it
+/// waits for room in the outgoing queue, it gives the room back and sends
+/// nothing. Dropped later, it abandons its request: the pending entry goes
+/// (a late response is ignored) and the configured [`CancelNotification`]
+/// is sent.
+#[must_use = "a request is sent only when awaited"]
+pub struct ResponseFuture<'a, P, T> {
+    connection: &'a Connection,
+    method: &'a str,
+    timeout: Option<Duration>,
+    decode: Decode<T>,
+    stage: Stage<'a, P>,
+}
+
+enum Stage<'a, P> {
+    /// Not polled yet: nothing sent.
+    Unsent(P),
+    /// Waiting for room in the outgoing queue; registers the request once
+    /// there is room. Rare (the server is not reading), so boxed.
+    Queuing(Pin<Box<dyn Future<Output = Result<i64, Error>> + Send + 'a>>),
+    /// Registered and queued: waiting for the answer to this id.
+    Sent(i64),
+    Done,
+}
+
+// Nothing in it is ever pinned: the params are moved out by the first poll,
+// and the boxed wait is pinned on the heap. So it may move between polls
+// whatever `P` is, and callers need not pin it.
+impl<P, T> Unpin for ResponseFuture<'_, P, T> {}
+
+impl<'a, P: Serialize + Send + 'a, T> Future for ResponseFuture<'a, P, T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.stage {
+                Stage::Unsent(_) => {
+                    let Stage::Unsent(params) = std::mem::replace(&mut this.stage, Stage::Done)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    match this.send(params) {
+                        Ok(stage) => this.stage = stage,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                Stage::Queuing(queuing) => match queuing.as_mut().poll(cx) {
+                    Poll::Ready(Ok(id)) => this.stage = Stage::Sent(id),
+                    Poll::Ready(Err(e)) => {
+                        this.stage = Stage::Done;
+                        return Poll::Ready(Err(e));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                // No cooperative budget is spent here: an answer that is
+                // there is taken at once. Under the budget, a task awaiting
+                // many calls (a `FuturesUnordered`) re-polls every woken
+                // call each time the budget runs out, so failing N pending
+                // calls at death took O(N²) polls. One answer is one event;
+                // it cannot starve anything.
+                Stage::Sent(id) => {
+                    let id = *id;
+                    let answer = std::task::ready!(this.connection.poll_answer(id, cx));
+                    this.stage = Stage::Done;
+                    return Poll::Ready(this.finish(id, answer));
+                }
+                Stage::Done => panic!("a ResponseFuture polled after it completed"),
+            }
+        }
+    }
+}
+
+impl<'a, P: Serialize + Send + 'a, T> ResponseFuture<'a, P, T> {
+    /// Serializes the request, then registers and queues it when there is
+    /// room (nearly always), or starts waiting for room.
+    fn send(&mut self, params: P) -> Result<Stage<'a, P>, Error> {
+        let connection = self.connection;
+        let method = self.method;
+        let id = connection.next_id();
+        tracing::trace!(method, id, "request");
+        let bytes = encode_request(
+            &RequestId::from(id),
+            method,
+            Some(&params),
+            connection.request_size_hint(),
+        )
+        .map_err(|e| Error::Encode {
+            method: method.to_owned(),
+            source: Arc::new(e),
+        })?;
+        connection.saw_request_size(bytes.len());
+        // The timeout counts from here, and covers a wait for room.
+        let timeout = self.timeout;
+        let deadline = timeout.map(|after| Instant::now() + after);
+        match connection.outbox.try_reserve(bytes.len()) {
+            Ok(room) => {
+                connection.register(id, bytes, room, deadline)?;
+                Ok(Stage::Sent(id))
+            }
+            Err(Refused::Closed) => Err(connection.closed_error()),
+            Err(Refused::Full(_)) => Ok(Stage::Queuing(Box::pin(async move {
+                let room = async {
+                    match connection.outbox.reserve(bytes.len()).await {
+                        Ok(room) => connection.register(id, bytes, room, deadline).map(|()| id),
+                        Err(_) => Err(connection.closed_error()),
+                    }
+                };
+                match deadline.zip(timeout) {
+                    Some((deadline, after)) => tokio::select! {
+                        biased;
+                        sent = room => sent,
+                        _ = connection.sleep_until(deadline) => Err(Error::Timeout {
+                            method: method.to_owned(),
+                            after,
+                        }),
+                    },
+                    None => room.await,
+                }
+            }))),
+        }
+    }
+
+    fn finish(&self, id: i64, answer: Answer) -> Result<T, Error> {
+        let method = self.method;
+        match answer {
+            Answer::Response(Ok(result)) => (self.decode)(method, result),
+            Answer::Response(Err(error)) => Err(Error::Rpc {
+                method: method.to_owned(),
+                error,
+            }),
+            Answer::TooLarge { limit } => Err(Error::ResponseTooLarge {
+                method: method.to_owned(),
+                limit,
+            }),
+            Answer::Closed(reason) => Err(Error::Closed(reason)),
+            Answer::TimedOut => {
+                // The server may still be working on it: tell it to stop.
+                self.connection.cancel(id);
+                Err(Error::Timeout {
+                    method: method.to_owned(),
+                    after: self.timeout.unwrap_or_default(),
+                })
+            }
+        }
+    }
+}
+
+impl<P, T> Drop for ResponseFuture<'_, P, T> {
+    fn drop(&mut self) {
+        if let Stage::Sent(id) = self.stage {
+            self.connection.abandon(id);
+        }
+    }
+}
+
+impl<P, T> fmt::Debug for ResponseFuture<'_, P, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stage = match &self.stage {
+            Stage::Unsent(_) => "unsent",
+            Stage::Queuing(_) => "waiting for room",
+            Stage::Sent(_) => "sent",
+            Stage::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("method", &self.method)
+            .field("stage", &stage)
+            .finish()
     }
 }

@@ -100,7 +100,7 @@ impl Client {
     /// Dropping it later abandons the request: its pending entry is removed
     /// (a late response is ignored) and the configured
     /// [`CancelNotification`](crate::CancelNotification) is sent.
-    pub fn request<P: Serialize>(&self, method: &str, params: P) -> Call<'_, P> {
+    pub fn request<'a, P: Serialize>(&'a self, method: &'a str, params: P) -> Call<'a, P> {
         Call::new(self, method, params)
     }
 
@@ -110,7 +110,7 @@ impl Client {
     ///
     /// # Cancel safety
     /// As for [`request`](Self::request).
-    pub fn request_raw<P: Serialize>(&self, method: &str, params: P) -> RawCall<'_, P> {
+    pub fn request_raw<'a, P: Serialize>(&'a self, method: &'a str, params: P) -> RawCall<'a, P> {
         RawCall::from(Call::new(self, method, params))
     }
 

@@ -12,18 +12,24 @@
 //!   registration: none can slip in after the drain and wait forever.
 //! - **The first cause of death wins.** `dead` is set once; later causes
 //!   (the client's own close racing the server's exit) are ignored.
-//! - **An entry leaves the pending table exactly once**: resolved by the
-//!   reader, abandoned by its caller, or failed by `die`. Whoever removes it
-//!   answers it (or, for `abandon`, nobody is left to answer).
+//! - **An entry is answered at most once**: by the reader (the response),
+//!   the deadline sweeper (a timeout) or `die`, whichever comes first; later
+//!   answers for it are ignored. Only its caller removes it: when it takes
+//!   the answer, or stops waiting ([`abandon`](Connection::abandon)). The
+//!   entry is the whole channel between them: the answer and the caller's
+//!   waker live in it, so a request allocates nothing of its own.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::runtime::Handle as Runtime;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::builder::Builder;
@@ -45,6 +51,8 @@ pub(crate) enum Answer {
     TooLarge { limit: usize },
     /// The connection died first.
     Closed(Arc<CloseReason>),
+    /// The request's deadline passed first.
+    TimedOut,
 }
 
 /// Hashes the ids this connection hands out (0, 1, 2, ...) with one
@@ -71,15 +79,34 @@ impl Hasher for IdHasher {
     }
 }
 
+/// A registered request: where its answer is left, and whom to wake then.
+struct Waiter {
+    answer: Option<Answer>,
+    /// The caller's, from its last poll; `None` before its first.
+    waker: Option<Waker>,
+}
+
 /// Keyed by the numeric id: the connection numbers its own requests, so a
 /// response with any other id (a string) answers nobody.
-type Pending = HashMap<i64, oneshot::Sender<Answer>, BuildHasherDefault<IdHasher>>;
+type Pending = HashMap<i64, Waiter, BuildHasherDefault<IdHasher>>;
 
 struct State {
     pending: Pending,
+    /// Entries of `pending` not answered yet.
+    unanswered: usize,
     /// The first cause of death. Set once, under the same lock that guards
     /// `pending`, so no request can be registered after the drain.
     dead: Option<Arc<CloseReason>>,
+    /// Every timed request's deadline, earliest first. An entry outlives
+    /// its request's answer (removing it would cost a search per answer):
+    /// it is dropped when its time comes, or when the stale ones outnumber
+    /// the live and the heap is rebuilt. Requests with the connection's
+    /// default timeout are pushed in deadline order, which costs a heap
+    /// one comparison each.
+    deadlines: BinaryHeap<Reverse<(Instant, i64)>>,
+    /// When the sweeper looks next; `None`: when told. A deadline earlier
+    /// than this tells it.
+    next_sweep: Option<Instant>,
 }
 
 /// One connection. One owner for each piece: `state` for the pending table
@@ -95,6 +122,8 @@ pub(crate) struct Connection {
     pub(crate) routes: Mutex<Routes>,
     /// Drained by the writer.
     pub(crate) outbox: Outbox,
+    /// Wakes the deadline sweeper when a deadline comes before its next look.
+    sweeper: Notify,
     closed: watch::Sender<Option<Arc<CloseReason>>>,
     process: Option<ServerProcess>,
     /// The runtime the connection was built on: its timers time requests,
@@ -111,12 +140,16 @@ impl Connection {
         Connection {
             state: Mutex::new(State {
                 pending: Pending::default(),
+                unanswered: 0,
                 dead: None,
+                deadlines: BinaryHeap::new(),
+                next_sweep: None,
             }),
             next_id: AtomicI64::new(0),
             last_request_size: AtomicUsize::new(0),
             routes: Mutex::new(Routes::default()),
             outbox: Outbox::new(config.max_queued_bytes, config.framing),
+            sweeper: Notify::new(),
             closed: watch::channel(None).0,
             process,
             runtime,
@@ -150,24 +183,37 @@ impl Connection {
     /// thread if the pipe is free (a sequential caller waits on nothing
     /// else, so the writer task's wake-up would be all of its latency);
     /// with others in flight, the writer task writes them in one burst.
+    /// A request with a `deadline` is answered [`Answer::TimedOut`] by the
+    /// sweeper once it passes.
     pub(crate) fn register(
         &self,
         id: i64,
         bytes: Vec<u8>,
         room: Reservation<'_>,
-    ) -> Result<oneshot::Receiver<Answer>, Error> {
-        let (tx, rx) = oneshot::channel();
-        let alone = {
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
+        let (alone, wake_sweeper) = {
             let mut st = lock(&self.state);
             if let Some(reason) = &st.dead {
                 return Err(Error::Closed(reason.clone()));
             }
-            st.pending.insert(id, tx);
+            st.pending.insert(
+                id,
+                Waiter {
+                    answer: None,
+                    waker: None,
+                },
+            );
+            st.unanswered += 1;
             // Queued under the lock: `die` cannot run between the two, so a
             // registered request is always either answered or failed.
             self.outbox.queue(room, bytes);
-            st.pending.len() == 1
+            let wake_sweeper = deadline.is_some_and(|deadline| st.add_deadline(deadline, id));
+            (st.unanswered == 1, wake_sweeper)
         };
+        if wake_sweeper {
+            self.sweeper.notify_one();
+        }
         // Outside the lock: a write, even one that does not wait, is a
         // system call, and the reader resolves under this lock. A write that
         // fails here is reported to the reader like the writer task's, and
@@ -177,21 +223,45 @@ impl Connection {
         } else {
             self.outbox.wake_writer();
         }
-        Ok(rx)
+        Ok(())
+    }
+
+    /// The answer to request `id`, once there is one; the entry is gone
+    /// then. Until then, `cx`'s waker is woken when it comes.
+    pub(crate) fn poll_answer(&self, id: i64, cx: &mut Context<'_>) -> Poll<Answer> {
+        let mut st = lock(&self.state);
+        let Some(waiter) = st.pending.get_mut(&id) else {
+            // Only the caller removes its entry, and it asks no more then.
+            debug_assert!(false, "request {id} polled after its answer");
+            return Poll::Ready(Answer::Closed(
+                st.dead.clone().unwrap_or_else(closed_by_client),
+            ));
+        };
+        if waiter.answer.is_none() {
+            match &mut waiter.waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        let answer = st.pending.remove(&id).and_then(|waiter| waiter.answer);
+        Poll::Ready(answer.expect("an answered entry holds its answer"))
     }
 
     /// Hands `answer` to the caller waiting on `id`. Returns false when
     /// nobody waits on it (late, duplicate or unknown id), which is counted.
     /// The reader is the only caller, so answers go out in wire order.
     pub(crate) fn resolve(&self, id: &RequestId, answer: Answer) -> bool {
-        let waiter = id
-            .as_i64()
-            .and_then(|id| lock(&self.state).pending.remove(&id));
-        match waiter {
-            // A send fails only when the caller stopped waiting after the
-            // removal; its answer is moot.
-            Some(tx) => {
-                let _ = tx.send(answer);
+        let waiting = id.as_i64().and_then(|id| {
+            let mut st = lock(&self.state);
+            let waker = st.answer(id, answer)?;
+            Some(waker)
+        });
+        match waiting {
+            Some(waker) => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
                 true
             }
             None => {
@@ -201,17 +271,29 @@ impl Connection {
         }
     }
 
-    /// Forgets a request whose caller stopped waiting (dropped, timed out);
-    /// tells the server when configured to, unless the connection is dead
-    /// (nobody would read it) or the answer had already come.
+    /// Forgets a request whose caller stopped waiting before its answer
+    /// came; tells the server when configured to, unless the connection is
+    /// dead (nobody would read it) or the answer had already come.
     pub(crate) fn abandon(&self, id: i64) {
-        let was_pending = {
+        let was_waiting = {
             let mut st = lock(&self.state);
-            st.pending.remove(&id).is_some() && st.dead.is_none()
+            let unanswered = st
+                .pending
+                .remove(&id)
+                .is_some_and(|waiter| waiter.answer.is_none());
+            if unanswered {
+                st.unanswered -= 1;
+            }
+            unanswered && st.dead.is_none()
         };
-        if !was_pending {
-            return;
+        if was_waiting {
+            self.cancel(id);
         }
+    }
+
+    /// Tells the server, when configured to, that nobody waits for the
+    /// answer to request `id` any more.
+    pub(crate) fn cancel(&self, id: i64) {
         if let Some(bytes) = self
             .config
             .cancel_notification
@@ -222,23 +304,59 @@ impl Connection {
         }
     }
 
+    /// For the sweeper: answers [`Answer::TimedOut`] every unanswered
+    /// request whose deadline is at or before `now`. Returns when to look
+    /// next (`None`: when a deadline is added).
+    pub(crate) fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut wakers = Vec::new();
+        let next = {
+            let mut st = lock(&self.state);
+            while let Some(&Reverse((deadline, id))) = st.deadlines.peek() {
+                if deadline > now {
+                    break;
+                }
+                st.deadlines.pop();
+                if let Some(Some(waker)) = st.answer(id, Answer::TimedOut) {
+                    wakers.push(waker);
+                }
+            }
+            let next = st.deadlines.peek().map(|Reverse((deadline, _))| *deadline);
+            st.next_sweep = next;
+            next
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        next
+    }
+
+    /// The sweeper waits on this between looks.
+    pub(crate) fn deadline_added(&self) -> tokio::sync::futures::Notified<'_> {
+        self.sweeper.notified()
+    }
+
     /// Marks the connection dead with `cause`, unless it already is; fails
     /// every pending request and ends every subscription. Returns the cause
     /// that won.
     pub(crate) fn die(&self, cause: CloseReason) -> Arc<CloseReason> {
-        let (pending, reason) = {
+        let (wakers, reason) = {
             let mut st = lock(&self.state);
             if let Some(reason) = &st.dead {
                 return reason.clone();
             }
             let reason = Arc::new(cause);
             st.dead = Some(reason.clone());
-            (std::mem::take(&mut st.pending), reason)
+            let mut wakers = Vec::with_capacity(st.unanswered);
+            for waiter in st.pending.values_mut() {
+                if waiter.answer.is_none() {
+                    waiter.answer = Some(Answer::Closed(reason.clone()));
+                    wakers.extend(waiter.waker.take());
+                }
+            }
+            st.unanswered = 0;
+            st.deadlines.clear();
+            (wakers, reason)
         };
-        tracing::debug!(cause = %reason, pending = pending.len(), "connection dead");
-        for (_, tx) in pending {
-            let _ = tx.send(Answer::Closed(reason.clone()));
-        }
+        tracing::debug!(cause = %reason, pending = wakers.len(), "connection dead");
+        wakers.into_iter().for_each(Waker::wake);
         self.outbox.close();
         lock(&self.routes).close_all();
         self.closed.send_replace(Some(reason.clone()));
@@ -314,7 +432,7 @@ impl Connection {
 
     /// Requests registered and not yet answered.
     pub(crate) fn pending_requests(&self) -> usize {
-        lock(&self.state).pending.len()
+        lock(&self.state).unanswered
     }
 
     /// The child process, when this connection started it.
@@ -327,6 +445,48 @@ impl Connection {
     pub(crate) fn sleep(&self, after: Duration) -> tokio::time::Sleep {
         let _on = self.runtime.enter();
         tokio::time::sleep(after)
+    }
+
+    /// As [`sleep`](Self::sleep), until `deadline`.
+    pub(crate) fn sleep_until(&self, deadline: Instant) -> tokio::time::Sleep {
+        let _on = self.runtime.enter();
+        tokio::time::sleep_until(deadline)
+    }
+}
+
+impl State {
+    /// Leaves `answer` in request `id`'s entry unless it has one. `None`
+    /// when nobody waits on `id`; else the caller's waker, if it has polled.
+    fn answer(&mut self, id: i64, answer: Answer) -> Option<Option<Waker>> {
+        let waiter = self.pending.get_mut(&id)?;
+        if waiter.answer.is_some() {
+            return None;
+        }
+        waiter.answer = Some(answer);
+        let waker = waiter.waker.take();
+        self.unanswered -= 1;
+        Some(waker)
+    }
+
+    /// Adds a deadline; true when the sweeper must look earlier than it
+    /// planned. Stale deadlines (of requests answered since) are dropped
+    /// when they outnumber the live ones, so the heap stays within twice
+    /// the requests in flight, whatever their rate.
+    fn add_deadline(&mut self, deadline: Instant, id: i64) -> bool {
+        if self.deadlines.len() > 2 * self.unanswered + 64 {
+            let pending = &self.pending;
+            self.deadlines.retain(|Reverse((_, id))| {
+                pending
+                    .get(id)
+                    .is_some_and(|waiter| waiter.answer.is_none())
+            });
+        }
+        self.deadlines.push(Reverse((deadline, id)));
+        let earlier = self.next_sweep.map_or(true, |next| deadline < next);
+        if earlier {
+            self.next_sweep = Some(deadline);
+        }
+        earlier
     }
 }
 
@@ -347,17 +507,21 @@ mod tests {
     }
 
     /// Registers request `id` as a call does: room first, then the entry.
+    /// The future is its answer.
     async fn register(
         connection: &Connection,
         id: i64,
-    ) -> Result<oneshot::Receiver<Answer>, Error> {
+    ) -> Result<impl std::future::Future<Output = Answer> + '_, Error> {
         let bytes = format!("request {id}").into_bytes();
         let room = connection
             .outbox
             .reserve(bytes.len())
             .await
             .map_err(|_| connection.closed_error())?;
-        connection.register(id, bytes, room)
+        connection.register(id, bytes, room, None)?;
+        Ok(std::future::poll_fn(move |cx| {
+            connection.poll_answer(id, cx)
+        }))
     }
 
     fn exited(code: i32) -> CloseReason {
@@ -376,9 +540,9 @@ mod tests {
         let won = connection.die(exited(3));
         let lost = connection.die(CloseReason::ClosedByClient);
         assert!(Arc::ptr_eq(&won, &lost), "a later cause replaced the first");
-        for rx in [first, second] {
-            match rx.await {
-                Ok(Answer::Closed(reason)) => assert!(Arc::ptr_eq(&reason, &won)),
+        for answer in [first.await, second.await] {
+            match answer {
+                Answer::Closed(reason) => assert!(Arc::ptr_eq(&reason, &won)),
                 other => panic!("{other:?}"),
             }
         }
@@ -396,7 +560,7 @@ mod tests {
         let connection = self::connection(Builder::default());
         let room = connection.outbox.reserve(1).await.unwrap();
         connection.die(exited(5));
-        let refused = connection.register(0, vec![b'x'], room);
+        let refused = connection.register(0, vec![b'x'], room, None);
         assert!(
             matches!(&refused, Err(Error::Closed(r)) if r.exit_status().unwrap().code() == Some(5)),
             "{refused:?}"
@@ -412,7 +576,7 @@ mod tests {
         let answer = |v: i64| Answer::Response(Ok(RawResult::from_value(&Value::from(v))));
         assert!(connection.resolve(&id, answer(1)));
         assert!(!connection.resolve(&id, answer(2)));
-        assert!(matches!(rx.await, Ok(Answer::Response(Ok(v))) if v.as_bytes() == b"1"));
+        assert!(matches!(rx.await, Answer::Response(Ok(v)) if v.as_bytes() == b"1"));
         // Our ids are numbers: the string "8" answers nobody, not request 8.
         let _rx = register(&connection, 8).await.unwrap();
         assert!(!connection.resolve(&RequestId::from("8"), answer(3)));

@@ -303,3 +303,21 @@ fn refuse(connection: &Connection, incoming: IncomingRequest) {
         encode_response(&request.id, &Err(error)),
     );
 }
+
+/// Times out requests: one task and one timer per connection, instead of a
+/// timer per request (registering and clearing one cost more than the rest
+/// of a request's bookkeeping). It sleeps until the earliest deadline, or
+/// until a request brings an earlier one, and answers every request
+/// overdue; see [`Connection::expire`].
+pub(crate) async fn sweep_deadlines(connection: Arc<Connection>) {
+    let mut next: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = connection.shutdown.cancelled() => return,
+            // A deadline added since the last look left a permit: not lost.
+            _ = connection.deadline_added() => {}
+            _ = async { sleep_until(next.unwrap_or_else(Instant::now)).await }, if next.is_some() => {}
+        }
+        next = connection.expire(Instant::now());
+    }
+}

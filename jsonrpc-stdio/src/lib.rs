@@ -145,7 +145,7 @@ mod stderr;
 mod typed;
 
 pub use builder::{Builder, DEFAULT_MAX_QUEUED_BYTES};
-pub use call::{Call, CancelNotification, RawCall, TypedCall};
+pub use call::{Call, CancelNotification, RawCall, ResponseFuture, TypedCall};
 pub use client::Client;
 pub use error::{CloseReason, Error};
 pub use framing::Framing;

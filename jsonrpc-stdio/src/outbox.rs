@@ -125,7 +125,8 @@ impl Outbox {
         lock(&self.state).bytes
     }
 
-    fn try_reserve(&self, len: usize) -> Result<Reservation<'_>, Refused> {
+    /// Holds `len` bytes if they fit now.
+    pub(crate) fn try_reserve(&self, len: usize) -> Result<Reservation<'_>, Refused> {
         let mut st = lock(&self.state);
         if st.closed {
             return Err(Refused::Closed);
