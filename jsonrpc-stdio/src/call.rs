@@ -292,48 +292,50 @@ impl<'a, P: Serialize + Send + 'a, T> ResponseFuture<'a, P, T> {
     fn send(&mut self, params: P) -> Result<Stage<'a, P>, Error> {
         let connection = self.connection;
         let method = self.method;
+        let timeout = self.timeout;
         let id = connection.next_id();
         tracing::trace!(method, id, "request");
-        let bytes = encode_request(
-            &RequestId::from(id),
-            method,
-            Some(&params),
-            connection.request_size_hint(),
-        )
-        .map_err(|e| Error::Encode {
-            method: method.to_owned(),
-            source: Arc::new(e),
-        })?;
-        connection.saw_request_size(bytes.len());
-        // The timeout counts from here, and covers a wait for room.
-        let timeout = self.timeout;
-        let deadline = timeout.map(|after| Instant::now() + after);
-        match connection.outbox.try_reserve(bytes.len()) {
-            Ok(room) => {
-                connection.register(id, bytes, room, deadline)?;
-                Ok(Stage::Sent(id))
-            }
-            Err(Refused::Closed) => Err(connection.closed_error()),
-            Err(Refused::Full(_)) => Ok(Stage::Queuing(Box::pin(async move {
-                let room = async {
-                    match connection.outbox.reserve(bytes.len()).await {
-                        Ok(room) => connection.register(id, bytes, room, deadline).map(|()| id),
-                        Err(_) => Err(connection.closed_error()),
-                    }
-                };
-                match deadline.zip(timeout) {
-                    Some((deadline, after)) => tokio::select! {
-                        biased;
-                        sent = room => sent,
-                        _ = connection.sleep_until(deadline) => Err(Error::Timeout {
-                            method: method.to_owned(),
-                            after,
-                        }),
-                    },
-                    None => room.await,
+        with_scratch(|bytes| {
+            encode_request(bytes, &RequestId::from(id), method, Some(&params)).map_err(|e| {
+                Error::Encode {
+                    method: method.to_owned(),
+                    source: Arc::new(e),
                 }
-            }))),
-        }
+            })?;
+            // The timeout counts from here, and covers a wait for room.
+            let deadline = timeout.map(|after| Instant::now() + after);
+            match connection.outbox.try_reserve(bytes.len()) {
+                Ok(room) => {
+                    connection.register(id, bytes, room, deadline)?;
+                    Ok(Stage::Sent(id))
+                }
+                Err(Refused::Closed) => Err(connection.closed_error()),
+                Err(Refused::Full(_)) => {
+                    let bytes = bytes.clone();
+                    Ok(Stage::Queuing(Box::pin(async move {
+                        let room = async {
+                            match connection.outbox.reserve(bytes.len()).await {
+                                Ok(room) => {
+                                    connection.register(id, &bytes, room, deadline).map(|()| id)
+                                }
+                                Err(_) => Err(connection.closed_error()),
+                            }
+                        };
+                        match deadline.zip(timeout) {
+                            Some((deadline, after)) => tokio::select! {
+                                biased;
+                                sent = room => sent,
+                                _ = connection.sleep_until(deadline) => Err(Error::Timeout {
+                                    method: method.to_owned(),
+                                    after,
+                                }),
+                            },
+                            None => room.await,
+                        }
+                    })))
+                }
+            }
+        })
     }
 
     fn finish(&self, id: i64, answer: Answer) -> Result<T, Error> {
@@ -382,4 +384,28 @@ impl<P, T> fmt::Debug for ResponseFuture<'_, P, T> {
             .field("stage", &stage)
             .finish()
     }
+}
+
+thread_local! {
+    /// Where requests are serialized before they are copied into the
+    /// outgoing queue: one buffer per thread, reused, so a request allocates
+    /// nothing to be serialized.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with an empty scratch buffer. A `Serialize` impl that sends a
+/// request of its own while being serialized gets a fresh buffer.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let result = f(&mut buf);
+            // One huge request must not keep its buffer for the thread's life.
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
+            }
+            result
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
 }

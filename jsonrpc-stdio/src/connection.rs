@@ -22,7 +22,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -116,8 +116,6 @@ struct State {
 pub(crate) struct Connection {
     state: Mutex<State>,
     next_id: AtomicI64,
-    /// The size of the last request serialized: the next is likely alike.
-    last_request_size: AtomicUsize,
     /// Read and written by the reader as it routes; see [`Routes`].
     pub(crate) routes: Mutex<Routes>,
     /// Drained by the writer.
@@ -146,7 +144,6 @@ impl Connection {
                 next_sweep: None,
             }),
             next_id: AtomicI64::new(0),
-            last_request_size: AtomicUsize::new(0),
             routes: Mutex::new(Routes::default()),
             outbox: Outbox::new(config.max_queued_bytes, config.framing),
             sweeper: Notify::new(),
@@ -164,19 +161,6 @@ impl Connection {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// How much room to serialize the next request into: a little more than
-    /// the last one took (and a newline's worth), at least 128 bytes, at
-    /// most 1 MiB up front, so one huge request does not make every later
-    /// one reserve as much.
-    pub(crate) fn request_size_hint(&self) -> usize {
-        let last = self.last_request_size.load(Ordering::Relaxed);
-        (last + last / 8 + 16).clamp(128, 1 << 20)
-    }
-
-    pub(crate) fn saw_request_size(&self, len: usize) {
-        self.last_request_size.store(len, Ordering::Relaxed);
-    }
-
     /// Registers a pending request and queues its bytes in the room
     /// reserved for them, atomically with respect to death. Then, when it
     /// is the only request in flight, writes it out from the caller's
@@ -188,7 +172,7 @@ impl Connection {
     pub(crate) fn register(
         &self,
         id: i64,
-        bytes: Vec<u8>,
+        bytes: &[u8],
         room: Reservation<'_>,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
@@ -367,7 +351,7 @@ impl Connection {
     /// Queues bytes for the writer if they fit, unless the connection is
     /// dead. `method` names the message in the error.
     pub(crate) fn send(&self, method: &str, bytes: Vec<u8>) -> Result<(), Error> {
-        match self.outbox.try_push(bytes) {
+        match self.outbox.try_push(&bytes) {
             Ok(()) => Ok(()),
             Err(Refused::Full(full)) => Err(Error::QueueFull {
                 method: method.to_owned(),
@@ -518,7 +502,7 @@ mod tests {
             .reserve(bytes.len())
             .await
             .map_err(|_| connection.closed_error())?;
-        connection.register(id, bytes, room, None)?;
+        connection.register(id, &bytes, room, None)?;
         Ok(std::future::poll_fn(move |cx| {
             connection.poll_answer(id, cx)
         }))
@@ -560,7 +544,7 @@ mod tests {
         let connection = self::connection(Builder::default());
         let room = connection.outbox.reserve(1).await.unwrap();
         connection.die(exited(5));
-        let refused = connection.register(0, vec![b'x'], room, None);
+        let refused = connection.register(0, b"x", room, None);
         assert!(
             matches!(&refused, Err(Error::Closed(r)) if r.exit_status().unwrap().code() == Some(5)),
             "{refused:?}"

@@ -575,30 +575,28 @@ impl<'de> Deserialize<'de> for Message {
     }
 }
 
-/// Serializes a request straight from borrowed parts, without building a
-/// [`Value`] for the params first, into a buffer of `capacity` bytes (a
-/// guess of its size: growing it copies what was written so far, every
-/// doubling, which for a large request costs as much as writing it).
+/// Appends a request to `out`, serialized straight from borrowed parts
+/// (no [`Value`] for the params first). On an error `out` may hold part of
+/// it.
 pub(crate) fn encode_request<P: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
     id: &RequestId,
     method: &str,
     params: Option<&P>,
-    capacity: usize,
-) -> serde_json::Result<Vec<u8>> {
+) -> serde_json::Result<()> {
     // The envelope by hand, the method and params by serde_json: the same
     // bytes as serializing an `OutRequest`, without four escaped keys and a
     // map serializer per request.
-    let mut out = Vec::with_capacity(capacity);
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    serde_json::to_writer(&mut out, id)?;
+    serde_json::to_writer(&mut *out, id)?;
     out.extend_from_slice(br#","method":"#);
-    serde_json::to_writer(&mut out, method)?;
+    serde_json::to_writer(&mut *out, method)?;
     if let Some(params) = params {
         out.extend_from_slice(br#","params":"#);
-        serde_json::to_writer(&mut out, params)?;
+        serde_json::to_writer(&mut *out, params)?;
     }
     out.push(b'}');
-    Ok(out)
+    Ok(())
 }
 
 /// Serializes a notification straight from borrowed parts.
@@ -788,7 +786,8 @@ mod tests {
         let params = json!({"a": [1, "two\n"], "b": null});
         for id in [RequestId::from(7), RequestId::from("x\"y")] {
             for (method, params) in [("echo", Some(&params)), ("m/\u{1}é", None)] {
-                let ours = encode_request(&id, method, params, 0).unwrap();
+                let mut ours = Vec::new();
+                encode_request(&mut ours, &id, method, params).unwrap();
                 let theirs = serde_json::to_vec(&OutRequest {
                     jsonrpc: "2.0",
                     id: &id,

@@ -9,6 +9,12 @@
 //! dropped. A message larger than the whole limit still goes, alone, once
 //! the queue is empty: it could never go otherwise.
 //!
+//! Messages are copied into one buffer as they are queued, framed (a
+//! newline, or a `Content-Length` header), and the writer swaps that buffer
+//! for its own and writes it with plain writes: per message, a `memcpy`
+//! instead of an allocation freed in a batch (which glibc's per-thread cache
+//! does not hold, so each cost a trip into the main allocator).
+//!
 //! The queue also owns the pipe (its [`Sink`]), so that whoever finds it
 //! free can write: the writer task, or a caller whose request is the only
 //! one in flight ([`Outbox::write_now`]). Writing from the caller saves the
@@ -18,8 +24,7 @@
 //! Either way the bytes leave in queue order, because both drain the one
 //! queue under the one `sink` lock. Lock order: `sink`, then `state`.
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::sync::{Mutex, TryLockError};
 use std::task::{Context, Poll};
@@ -30,14 +35,15 @@ use tokio::sync::{oneshot, Notify};
 use crate::framing::Framing;
 use crate::lock;
 
+/// A buffer that grew past this for one large message is let go once
+/// written, rather than kept that large for the connection's life.
+const KEEP_CAPACITY: usize = 1 << 20;
+
 pub(crate) struct Outbox {
     state: Mutex<State>,
     /// The pipe; `None` before [`attach`](Self::attach) and after death or
     /// a write error (dropping it closes the server's stdin).
     sink: Mutex<Option<Sink>>,
-    /// Newline-delimited messages are queued with their newline, appended
-    /// to the serializer's buffer (no copy); `Content-Length` headers are
-    /// added as the writer takes them.
     framing: Framing,
     limit: usize,
     /// Wakes the writer when a message is queued or the queue closes.
@@ -47,7 +53,10 @@ pub(crate) struct Outbox {
 }
 
 struct State {
-    messages: VecDeque<Vec<u8>>,
+    /// Framed messages, in order, not yet taken by a writer.
+    queue: Vec<u8>,
+    /// The room the messages in `queue` hold (their unframed lengths).
+    queue_room: usize,
     /// Queued, reserved, or being written.
     bytes: usize,
     closed: bool,
@@ -56,15 +65,13 @@ struct State {
 /// The write end of the connection, with what is on its way into it.
 struct Sink {
     writer: Pin<Box<dyn AsyncWrite + Send>>,
-    /// Framed bytes not yet handed to the OS: the queued messages
-    /// themselves (and their headers), written with vectored writes, never
-    /// copied into a buffer of our own: a 60 KB request is not copied twice.
-    chunks: VecDeque<Vec<u8>>,
-    /// How much of the first chunk is already written.
-    written_of_first: usize,
-    /// The queue's count of the messages in `chunks`, given back as room
-    /// once they are all written.
-    in_buf: usize,
+    /// The last buffer taken from the queue, being written.
+    writing: Vec<u8>,
+    /// How much of `writing` the OS has.
+    written: usize,
+    /// The room the messages in `writing` hold, given back once all of
+    /// it is written.
+    writing_room: usize,
     /// Bytes went out since the last flush.
     unflushed: bool,
     /// Tells the reader, which decides the cause of death, that a write failed.
@@ -108,7 +115,8 @@ impl Outbox {
     pub(crate) fn new(limit: usize, framing: Framing) -> Self {
         Outbox {
             state: Mutex::new(State {
-                messages: VecDeque::new(),
+                queue: Vec::new(),
+                queue_room: 0,
                 bytes: 0,
                 closed: false,
             }),
@@ -167,33 +175,44 @@ impl Outbox {
 
     /// Queues `message` in the room `reservation` holds, and wakes the
     /// writer task.
-    pub(crate) fn push_reserved(&self, reservation: Reservation<'_>, message: Vec<u8>) {
+    pub(crate) fn push_reserved(&self, reservation: Reservation<'_>, message: &[u8]) {
         if self.queue(reservation, message) {
             self.writer.notify_one();
         }
     }
 
-    /// Queues `message` in the room `reservation` holds, waking nobody: the
-    /// caller follows with [`write_now`](Self::write_now). False when the
-    /// queue is closed (then the room is given back).
-    pub(crate) fn queue(&self, mut reservation: Reservation<'_>, mut message: Vec<u8>) -> bool {
+    /// Copies `message`, framed, into the queue, in the room `reservation`
+    /// holds, waking nobody: the caller follows with
+    /// [`write_now`](Self::write_now) or [`wake_writer`](Self::wake_writer).
+    /// False when the queue is closed (then the room is given back).
+    pub(crate) fn queue(&self, mut reservation: Reservation<'_>, message: &[u8]) -> bool {
         debug_assert_eq!(reservation.len, message.len());
-        if self.framing == Framing::NewlineDelimited {
-            // serde_json escapes newlines inside strings and writes no
-            // whitespace between tokens, so a message is always one line.
-            message.push(b'\n');
-        }
         let mut st = lock(&self.state);
         if st.closed {
             return false;
         }
-        reservation.len = 0;
-        st.messages.push_back(message);
+        let State {
+            queue, queue_room, ..
+        } = &mut *st;
+        match self.framing {
+            // serde_json escapes newlines inside strings and writes no
+            // whitespace between tokens, so a message is always one line.
+            Framing::NewlineDelimited => {
+                queue.reserve(message.len() + 1);
+                queue.extend_from_slice(message);
+                queue.push(b'\n');
+            }
+            Framing::ContentLength => {
+                let _ = write!(queue, "Content-Length: {}\r\n\r\n", message.len());
+                queue.extend_from_slice(message);
+            }
+        }
+        *queue_room += std::mem::take(&mut reservation.len);
         true
     }
 
     /// Queues `message` if it fits now.
-    pub(crate) fn try_push(&self, message: Vec<u8>) -> Result<(), Refused> {
+    pub(crate) fn try_push(&self, message: &[u8]) -> Result<(), Refused> {
         let reservation = self.try_reserve(message.len())?;
         self.push_reserved(reservation, message);
         Ok(())
@@ -204,7 +223,7 @@ impl Outbox {
     pub(crate) fn close(&self) {
         let mut st = lock(&self.state);
         st.closed = true;
-        st.messages.clear();
+        st.queue = Vec::new();
         drop(st);
         self.writer.notify_one();
         self.room.notify_waiters();
@@ -220,9 +239,9 @@ impl Outbox {
         debug_assert_eq!(framing, self.framing);
         *lock(&self.sink) = Some(Sink {
             writer: Box::pin(writer),
-            chunks: VecDeque::new(),
-            written_of_first: 0,
-            in_buf: 0,
+            writing: Vec::new(),
+            written: 0,
+            writing_room: 0,
             unflushed: false,
             failed: Some(failed),
             writer_waits: false,
@@ -312,51 +331,35 @@ impl Outbox {
     }
 
     fn poll_drain(&self, sink: &mut Sink, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The newline each queued message carries is not counted as room.
-        let newline = usize::from(self.framing == Framing::NewlineDelimited);
         loop {
-            if sink.chunks.is_empty() {
-                if sink.in_buf > 0 {
-                    self.written(std::mem::take(&mut sink.in_buf));
+            if sink.written == sink.writing.len() {
+                if sink.writing_room > 0 {
+                    self.written(std::mem::take(&mut sink.writing_room));
                 }
+                if sink.writing.capacity() > KEEP_CAPACITY {
+                    sink.writing = Vec::new();
+                }
+                sink.writing.clear();
+                sink.written = 0;
                 let mut st = lock(&self.state);
-                if st.closed || st.messages.is_empty() {
+                if st.closed || st.queue.is_empty() {
                     break;
                 }
-                for message in st.messages.drain(..) {
-                    sink.in_buf += message.len() - newline;
-                    tracing::trace!(frame = %String::from_utf8_lossy(&message), "frame to server");
-                    if self.framing == Framing::ContentLength {
-                        let header = format!("Content-Length: {}\r\n\r\n", message.len());
-                        sink.chunks.push_back(header.into_bytes());
-                    }
-                    sink.chunks.push_back(message);
-                }
+                // The emptied buffer goes back to the queue: after the
+                // first few bursts, queuing allocates nothing.
+                std::mem::swap(&mut st.queue, &mut sink.writing);
+                sink.writing_room = std::mem::take(&mut st.queue_room);
+                drop(st);
+                tracing::trace!(frames = %String::from_utf8_lossy(&sink.writing), "to server");
             }
-            let written = {
-                let mut slices = [IoSlice::new(&[]); 64];
-                let mut n = 0;
-                for (slice, chunk) in slices.iter_mut().zip(&sink.chunks) {
-                    *slice = IoSlice::new(&chunk[if n == 0 { sink.written_of_first } else { 0 }..]);
-                    n += 1;
-                }
-                sink.writer.as_mut().poll_write_vectored(cx, &slices[..n])
-            };
-            match written {
+            match sink
+                .writer
+                .as_mut()
+                .poll_write(cx, &sink.writing[sink.written..])
+            {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(mut n)) => {
-                    // Also drops empty chunks (an empty body's), which
-                    // a write of nothing would otherwise report as `Ok(0)`.
-                    while let Some(front) = sink.chunks.front() {
-                        let left = front.len() - sink.written_of_first;
-                        if n < left {
-                            sink.written_of_first += n;
-                            break;
-                        }
-                        n -= left;
-                        sink.chunks.pop_front();
-                        sink.written_of_first = 0;
-                    }
+                Poll::Ready(Ok(n)) => {
+                    sink.written += n;
                     sink.unflushed = true;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -391,18 +394,18 @@ mod tests {
     #[test]
     fn a_full_queue_refuses_and_a_lone_oversized_message_goes() {
         let q = Outbox::new(10, Framing::ContentLength);
-        q.try_push(msg(6)).unwrap();
+        q.try_push(&msg(6)).unwrap();
         assert!(matches!(
-            q.try_push(msg(5)),
+            q.try_push(&msg(5)),
             Err(Refused::Full(Full {
                 queued: 6,
                 limit: 10
             }))
         ));
-        q.try_push(msg(4)).unwrap();
+        q.try_push(&msg(4)).unwrap();
         assert_eq!(q.queued_bytes(), 10);
         q.written(10);
-        q.try_push(msg(100)).unwrap();
+        q.try_push(&msg(100)).unwrap();
         assert_eq!(q.queued_bytes(), 100);
     }
 
@@ -410,16 +413,16 @@ mod tests {
     fn an_unused_reservation_gives_its_room_back() {
         let q = Outbox::new(10, Framing::ContentLength);
         let r = q.try_reserve(8).unwrap();
-        assert!(q.try_push(msg(5)).is_err());
+        assert!(q.try_push(&msg(5)).is_err());
         drop(r);
         assert_eq!(q.queued_bytes(), 0);
-        q.try_push(msg(5)).unwrap();
+        q.try_push(&msg(5)).unwrap();
     }
 
     #[tokio::test]
     async fn a_reservation_waits_for_room_and_close_wakes_it() {
         let q = std::sync::Arc::new(Outbox::new(10, Framing::ContentLength));
-        q.try_push(msg(10)).unwrap();
+        q.try_push(&msg(10)).unwrap();
         let waiter = tokio::spawn({
             let q = q.clone();
             async move { q.reserve(5).await.map(|r| r.len).map_err(|_| ()) }
@@ -429,7 +432,7 @@ mod tests {
         q.written(10);
         assert_eq!(waiter.await.unwrap(), Ok(5));
 
-        q.try_push(msg(10)).unwrap();
+        q.try_push(&msg(10)).unwrap();
         let waiter = tokio::spawn({
             let q = q.clone();
             async move { matches!(q.reserve(5).await, Err(Refused::Closed)) }
@@ -490,10 +493,10 @@ mod tests {
             });
             // One caller's direct write, then two for the writer task.
             let room = q.reserve(5).await.unwrap_or_else(|_| panic!("room"));
-            q.queue(room, b"first".to_vec());
+            q.queue(room, b"first");
             q.write_now();
-            q.try_push(Vec::new()).unwrap();
-            q.try_push(vec![b'x'; 30]).unwrap();
+            q.try_push(&[]).unwrap();
+            q.try_push(&[b'x'; 30]).unwrap();
             q.wake_writer();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
             while lock(&out).len() < expected.len() || q.queued_bytes() > 0 {
