@@ -94,6 +94,9 @@ struct State {
     pending: Pending,
     /// Entries of `pending` not answered yet.
     unanswered: usize,
+    /// Answers given since the last registration: more than one, and their
+    /// callers are likely about to send as many requests again.
+    answered_since_register: usize,
     /// The first cause of death. Set once, under the same lock that guards
     /// `pending`, so no request can be registered after the drain.
     dead: Option<Arc<CloseReason>>,
@@ -139,6 +142,7 @@ impl Connection {
             state: Mutex::new(State {
                 pending: Pending::default(),
                 unanswered: 0,
+                answered_since_register: 0,
                 dead: None,
                 deadlines: BinaryHeap::new(),
                 next_sweep: None,
@@ -166,7 +170,11 @@ impl Connection {
     /// is the only request in flight, writes it out from the caller's
     /// thread if the pipe is free (a sequential caller waits on nothing
     /// else, so the writer task's wake-up would be all of its latency);
-    /// with others in flight, the writer task writes them in one burst.
+    /// with others in flight, or others about to be sent (a burst of
+    /// answers just came, so as many callers are about to send again), the
+    /// writer task writes them in one burst: written alone, the first of a
+    /// burst would cost the server a wake-up of its own, and split the
+    /// burst from then on.
     /// A request with a `deadline` is answered [`Answer::TimedOut`] by the
     /// sweeper once it passes.
     pub(crate) fn register(
@@ -193,7 +201,8 @@ impl Connection {
             // registered request is always either answered or failed.
             self.outbox.queue(room, bytes);
             let wake_sweeper = deadline.is_some_and(|deadline| st.add_deadline(deadline, id));
-            (st.unanswered == 1, wake_sweeper)
+            let burst = std::mem::take(&mut st.answered_since_register) > 1;
+            (st.unanswered == 1 && !burst, wake_sweeper)
         };
         if wake_sweeper {
             self.sweeper.notify_one();
@@ -449,6 +458,7 @@ impl State {
         waiter.answer = Some(answer);
         let waker = waiter.waker.take();
         self.unanswered -= 1;
+        self.answered_since_register += 1;
         Some(waker)
     }
 

@@ -38,11 +38,12 @@
 //! none lost or repeated.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt, TryStreamExt};
 use jsonrpc_stdio::{Client, Error, Filter, Framing, Request as _, ServerCommand, Subscription};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -356,20 +357,29 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
             expected,
         ))
     });
-    let mut latencies = Vec::with_capacity(o.requests.min(1 << 20));
-    let mut in_flight = FuturesUnordered::new();
-    let mut sent = 0;
+    // `concurrency` workers, each sending its next request as soon as the
+    // last is answered: `concurrency` requests in flight, and no future
+    // allocated per request (as a `FuturesUnordered` of calls would).
+    // Requests are numbered in the order they are sent.
+    let sent = AtomicUsize::new(0);
     let started = Instant::now();
-    while latencies.len() < o.requests {
-        while sent < o.requests && in_flight.len() < concurrency {
-            let n = numbered.then_some(sent as u64);
-            in_flight.push(one(client, &o.method, o.response, &params, n));
-            sent += 1;
-        }
-        let Some(answer) = in_flight.next().await else {
-            break;
-        };
-        latencies.push(answer?);
+    let workers: FuturesUnordered<_> = (0..concurrency.min(o.requests))
+        .map(|_| async {
+            let mut latencies = Vec::new();
+            loop {
+                let n = sent.fetch_add(1, Ordering::Relaxed);
+                if n >= o.requests {
+                    return Ok::<_, Failure>(latencies);
+                }
+                let n = numbered.then_some(n as u64);
+                latencies.push(one(client, &o.method, o.response, &params, n).await?);
+            }
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(o.requests.min(1 << 20));
+    // The first failure ends the run (the other workers are dropped).
+    for worker in workers.try_collect::<Vec<_>>().await? {
+        latencies.extend(worker);
     }
     let notifications = match counter {
         Some(counter) => Some(
