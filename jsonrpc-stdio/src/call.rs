@@ -255,7 +255,13 @@ impl<'a, P: Serialize + Send + 'a, T> Future for ResponseFuture<'a, P, T> {
                     else {
                         unreachable!("matched above")
                     };
-                    match this.send(params) {
+                    match this.send(params, cx) {
+                        // Registered with this poll's waker: nothing to
+                        // look at before it is woken.
+                        Ok(stage @ Stage::Sent(_)) => {
+                            this.stage = stage;
+                            return Poll::Pending;
+                        }
                         Ok(stage) => this.stage = stage,
                         Err(e) => return Poll::Ready(Err(e)),
                     }
@@ -289,7 +295,7 @@ impl<'a, P: Serialize + Send + 'a, T> Future for ResponseFuture<'a, P, T> {
 impl<'a, P: Serialize + Send + 'a, T> ResponseFuture<'a, P, T> {
     /// Serializes the request, then registers and queues it when there is
     /// room (nearly always), or starts waiting for room.
-    fn send(&mut self, params: P) -> Result<Stage<'a, P>, Error> {
+    fn send(&mut self, params: P, cx: &Context<'_>) -> Result<Stage<'a, P>, Error> {
         let connection = self.connection;
         let method = self.method;
         let timeout = self.timeout;
@@ -306,7 +312,7 @@ impl<'a, P: Serialize + Send + 'a, T> ResponseFuture<'a, P, T> {
             let deadline = timeout.map(|after| Instant::now() + after);
             match connection.outbox.try_reserve(bytes.len()) {
                 Ok(room) => {
-                    connection.register(id, bytes, room, deadline)?;
+                    connection.register(id, bytes, room, deadline, cx.waker())?;
                     Ok(Stage::Sent(id))
                 }
                 Err(Refused::Closed) => Err(connection.closed_error()),
@@ -315,9 +321,18 @@ impl<'a, P: Serialize + Send + 'a, T> ResponseFuture<'a, P, T> {
                     Ok(Stage::Queuing(Box::pin(async move {
                         let room = async {
                             match connection.outbox.reserve(bytes.len()).await {
-                                Ok(room) => {
-                                    connection.register(id, &bytes, room, deadline).map(|()| id)
-                                }
+                                // Registered with a waker that does nothing:
+                                // the answer is polled right after, with the
+                                // caller's.
+                                Ok(room) => connection
+                                    .register(
+                                        id,
+                                        &bytes,
+                                        room,
+                                        deadline,
+                                        futures::task::noop_waker_ref(),
+                                    )
+                                    .map(|()| id),
                                 Err(_) => Err(connection.closed_error()),
                             }
                         };

@@ -82,7 +82,7 @@ impl Hasher for IdHasher {
 /// A registered request: where its answer is left, and whom to wake then.
 struct Waiter {
     answer: Option<Answer>,
-    /// The caller's, from its last poll; `None` before its first.
+    /// The caller's, from its last poll; `None` once woken.
     waker: Option<Waker>,
 }
 
@@ -176,13 +176,14 @@ impl Connection {
     /// burst would cost the server a wake-up of its own, and split the
     /// burst from then on.
     /// A request with a `deadline` is answered [`Answer::TimedOut`] by the
-    /// sweeper once it passes.
+    /// sweeper once it passes. `waker` is woken when the answer comes.
     pub(crate) fn register(
         &self,
         id: i64,
         bytes: &[u8],
         room: Reservation<'_>,
         deadline: Option<Instant>,
+        waker: &Waker,
     ) -> Result<(), Error> {
         let (alone, wake_sweeper) = {
             let mut st = lock(&self.state);
@@ -193,7 +194,7 @@ impl Connection {
                 id,
                 Waiter {
                     answer: None,
-                    waker: None,
+                    waker: Some(waker.clone()),
                 },
             );
             st.unanswered += 1;
@@ -512,7 +513,7 @@ mod tests {
             .reserve(bytes.len())
             .await
             .map_err(|_| connection.closed_error())?;
-        connection.register(id, &bytes, room, None)?;
+        connection.register(id, &bytes, room, None, futures::task::noop_waker_ref())?;
         Ok(std::future::poll_fn(move |cx| {
             connection.poll_answer(id, cx)
         }))
@@ -554,7 +555,7 @@ mod tests {
         let connection = self::connection(Builder::default());
         let room = connection.outbox.reserve(1).await.unwrap();
         connection.die(exited(5));
-        let refused = connection.register(0, b"x", room, None);
+        let refused = connection.register(0, b"x", room, None, futures::task::noop_waker_ref());
         assert!(
             matches!(&refused, Err(Error::Closed(r)) if r.exit_status().unwrap().code() == Some(5)),
             "{refused:?}"
