@@ -26,7 +26,6 @@ use crate::client::Client;
 use crate::connection::{Answer, Connection};
 use crate::error::Error;
 use crate::message::{encode_notification, encode_request, RawResult, RequestId};
-use crate::outbox::Refused;
 use crate::typed;
 
 /// The notification sent when a request is abandoned (dropped or timed out),
@@ -310,46 +309,34 @@ impl<'a, P: Serialize + Send + 'a, T> ResponseFuture<'a, P, T> {
             })?;
             // The timeout counts from here, and covers a wait for room.
             let deadline = timeout.map(|after| Instant::now() + after);
-            match connection.outbox.try_reserve(bytes.len()) {
-                Ok(room) => {
-                    connection.register(id, bytes, room, deadline, cx.waker())?;
-                    Ok(Stage::Sent(id))
-                }
-                Err(Refused::Closed) => Err(connection.closed_error()),
-                Err(Refused::Full(_)) => {
-                    let bytes = bytes.clone();
-                    Ok(Stage::Queuing(Box::pin(async move {
-                        let room = async {
-                            match connection.outbox.reserve(bytes.len()).await {
-                                // Registered with a waker that does nothing:
-                                // the answer is polled right after, with the
-                                // caller's.
-                                Ok(room) => connection
-                                    .register(
-                                        id,
-                                        &bytes,
-                                        room,
-                                        deadline,
-                                        futures::task::noop_waker_ref(),
-                                    )
-                                    .map(|()| id),
-                                Err(_) => Err(connection.closed_error()),
-                            }
-                        };
-                        match deadline.zip(timeout) {
-                            Some((deadline, after)) => tokio::select! {
-                                biased;
-                                sent = room => sent,
-                                _ = connection.sleep_until(deadline) => Err(Error::Timeout {
-                                    method: method.to_owned(),
-                                    after,
-                                }),
-                            },
-                            None => room.await,
-                        }
-                    })))
-                }
+            if connection.register(id, bytes, None, deadline, cx.waker())? {
+                return Ok(Stage::Sent(id));
             }
+            // No room now (the server is not reading): wait for it.
+            let bytes = bytes.clone();
+            Ok(Stage::Queuing(Box::pin(async move {
+                let queued = async {
+                    let Ok(room) = connection.outbox.reserve(bytes.len()).await else {
+                        return Err(connection.closed_error());
+                    };
+                    // Registered with a waker that does nothing: the answer
+                    // is polled right after, with the caller's.
+                    let waker = futures::task::noop_waker_ref();
+                    connection.register(id, &bytes, Some(room), deadline, waker)?;
+                    Ok(id)
+                };
+                match deadline.zip(timeout) {
+                    Some((deadline, after)) => tokio::select! {
+                        biased;
+                        queued = queued => queued,
+                        _ = connection.sleep_until(deadline) => Err(Error::Timeout {
+                            method: method.to_owned(),
+                            after,
+                        }),
+                    },
+                    None => queued.await,
+                }
+            })))
         })
     }
 

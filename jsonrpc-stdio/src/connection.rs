@@ -177,18 +177,34 @@ impl Connection {
     /// burst from then on.
     /// A request with a `deadline` is answered [`Answer::TimedOut`] by the
     /// sweeper once it passes. `waker` is woken when the answer comes.
+    ///
+    /// `room`: what was reserved for the bytes, or `None` to take it now;
+    /// when there is none now, nothing is registered and `Ok(false)` says so.
     pub(crate) fn register(
         &self,
         id: i64,
         bytes: &[u8],
-        room: Reservation<'_>,
+        room: Option<Reservation<'_>>,
         deadline: Option<Instant>,
         waker: &Waker,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let (alone, wake_sweeper) = {
             let mut st = lock(&self.state);
             if let Some(reason) = &st.dead {
                 return Err(Error::Closed(reason.clone()));
+            }
+            // Queued under the lock: `die` cannot run between this and the
+            // registration, so a registered request is always either
+            // answered or failed.
+            match room {
+                Some(room) => {
+                    self.outbox.queue(room, bytes);
+                }
+                None => match self.outbox.try_queue(bytes) {
+                    Ok(()) => {}
+                    Err(Refused::Full(_)) => return Ok(false),
+                    Err(Refused::Closed) => return Err(self.closed_error_locked(&st)),
+                },
             }
             st.pending.insert(
                 id,
@@ -198,9 +214,6 @@ impl Connection {
                 },
             );
             st.unanswered += 1;
-            // Queued under the lock: `die` cannot run between the two, so a
-            // registered request is always either answered or failed.
-            self.outbox.queue(room, bytes);
             let wake_sweeper = deadline.is_some_and(|deadline| st.add_deadline(deadline, id));
             let burst = std::mem::take(&mut st.answered_since_register) > 1;
             (st.unanswered == 1 && !burst, wake_sweeper)
@@ -217,7 +230,7 @@ impl Connection {
         } else {
             self.outbox.wake_writer();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The answer to request `id`, once there is one; the entry is gone
@@ -419,6 +432,10 @@ impl Connection {
         Error::Closed(self.close_reason().unwrap_or_else(closed_by_client))
     }
 
+    fn closed_error_locked(&self, st: &State) -> Error {
+        Error::Closed(st.dead.clone().unwrap_or_else(closed_by_client))
+    }
+
     /// Watches for death.
     pub(crate) fn closed(&self) -> watch::Receiver<Option<Arc<CloseReason>>> {
         self.closed.subscribe()
@@ -513,7 +530,13 @@ mod tests {
             .reserve(bytes.len())
             .await
             .map_err(|_| connection.closed_error())?;
-        connection.register(id, &bytes, room, None, futures::task::noop_waker_ref())?;
+        connection.register(
+            id,
+            &bytes,
+            Some(room),
+            None,
+            futures::task::noop_waker_ref(),
+        )?;
         Ok(std::future::poll_fn(move |cx| {
             connection.poll_answer(id, cx)
         }))
@@ -555,7 +578,8 @@ mod tests {
         let connection = self::connection(Builder::default());
         let room = connection.outbox.reserve(1).await.unwrap();
         connection.die(exited(5));
-        let refused = connection.register(0, b"x", room, None, futures::task::noop_waker_ref());
+        let refused =
+            connection.register(0, b"x", Some(room), None, futures::task::noop_waker_ref());
         assert!(
             matches!(&refused, Err(Error::Closed(r)) if r.exit_status().unwrap().code() == Some(5)),
             "{refused:?}"

@@ -135,7 +135,11 @@ impl Outbox {
 
     /// Holds `len` bytes if they fit now.
     pub(crate) fn try_reserve(&self, len: usize) -> Result<Reservation<'_>, Refused> {
-        let mut st = lock(&self.state);
+        self.take_room(&mut lock(&self.state), len)?;
+        Ok(Reservation { outbox: self, len })
+    }
+
+    fn take_room(&self, st: &mut State, len: usize) -> Result<(), Refused> {
         if st.closed {
             return Err(Refused::Closed);
         }
@@ -146,7 +150,25 @@ impl Outbox {
             }));
         }
         st.bytes += len;
-        Ok(Reservation { outbox: self, len })
+        Ok(())
+    }
+
+    /// Appends `message` to the queue, framed.
+    fn append(&self, st: &mut State, message: &[u8]) {
+        let queue = &mut st.queue;
+        match self.framing {
+            // serde_json escapes newlines inside strings and writes no
+            // whitespace between tokens, so a message is always one line.
+            Framing::NewlineDelimited => {
+                queue.reserve(message.len() + 1);
+                queue.extend_from_slice(message);
+                queue.push(b'\n');
+            }
+            Framing::ContentLength => {
+                let _ = write!(queue, "Content-Length: {}\r\n\r\n", message.len());
+                queue.extend_from_slice(message);
+            }
+        }
     }
 
     /// Waits until `len` bytes fit, and holds them.
@@ -191,24 +213,19 @@ impl Outbox {
         if st.closed {
             return false;
         }
-        let State {
-            queue, queue_room, ..
-        } = &mut *st;
-        match self.framing {
-            // serde_json escapes newlines inside strings and writes no
-            // whitespace between tokens, so a message is always one line.
-            Framing::NewlineDelimited => {
-                queue.reserve(message.len() + 1);
-                queue.extend_from_slice(message);
-                queue.push(b'\n');
-            }
-            Framing::ContentLength => {
-                let _ = write!(queue, "Content-Length: {}\r\n\r\n", message.len());
-                queue.extend_from_slice(message);
-            }
-        }
-        *queue_room += std::mem::take(&mut reservation.len);
+        self.append(&mut st, message);
+        st.queue_room += std::mem::take(&mut reservation.len);
         true
+    }
+
+    /// Queues `message` if it fits now, waking nobody (as
+    /// [`queue`](Self::queue)): room and queue under one lock.
+    pub(crate) fn try_queue(&self, message: &[u8]) -> Result<(), Refused> {
+        let mut st = lock(&self.state);
+        self.take_room(&mut st, message.len())?;
+        self.append(&mut st, message);
+        st.queue_room += message.len();
+        Ok(())
     }
 
     /// Queues `message` if it fits now.
