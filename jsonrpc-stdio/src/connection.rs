@@ -622,6 +622,44 @@ mod tests {
         assert_eq!(connection.outbox.queued_bytes(), queued);
     }
 
+    /// Deadlines of answered requests are not searched for and removed one
+    /// by one; they must still not pile up at a high request rate.
+    #[tokio::test(start_paused = true)]
+    async fn stale_deadlines_never_outnumber_the_live_ones_for_long() {
+        let connection = connection(Builder::default());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let waker = futures::task::noop_waker_ref();
+        for id in 0..10_000 {
+            let room = connection.outbox.try_reserve(1).ok();
+            connection
+                .register(id, b"x", room, Some(deadline), waker)
+                .unwrap();
+            {
+                let st = lock(&connection.state);
+                let (all, live) = (st.deadlines.len(), st.unanswered);
+                assert!(all <= 2 * live + 65, "{all} deadlines, {live} live");
+            }
+            // Four in flight: the oldest is answered as each is sent.
+            if id >= 4 {
+                let answer = Answer::Response(Ok(RawResult::from_value(&Value::Null)));
+                assert!(connection.resolve(&RequestId::from(id - 4), answer));
+            }
+        }
+        // Expiry answers only the live: 4 time out, none twice.
+        assert_eq!(connection.expire(deadline), None);
+        assert_eq!(connection.pending_requests(), 0);
+        let timed_out = (9_996..10_000)
+            .filter(|&id| {
+                let mut cx = Context::from_waker(waker);
+                matches!(
+                    connection.poll_answer(id, &mut cx),
+                    Poll::Ready(Answer::TimedOut)
+                )
+            })
+            .count();
+        assert_eq!(timed_out, 4);
+    }
+
     #[tokio::test]
     async fn a_subscriber_added_after_death_is_closed_at_once() {
         use futures::StreamExt;

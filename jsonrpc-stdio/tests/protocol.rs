@@ -359,6 +359,45 @@ async fn a_timeout_names_the_method_and_duration_and_removes_the_entry() {
     assert_eq!(client.stats().unknown_responses, 1);
 }
 
+/// One sweeper times out every request of a connection: each request
+/// still fails at its own deadline, whatever the order in which the
+/// deadlines were set, and one without a deadline waits on.
+#[tokio::test(start_paused = true)]
+async fn each_request_times_out_at_its_own_deadline() {
+    let (client, _server) = pair(Client::builder().request_timeout(Some(Duration::from_secs(1))));
+    let start = tokio::time::Instant::now();
+    let call = |timeout: Option<Option<u64>>| {
+        let c = client.clone();
+        tokio::spawn(async move {
+            let request = c.request("m", json!(null));
+            let request = match timeout {
+                Some(ms) => request.timeout(ms.map(Duration::from_millis)),
+                None => request,
+            };
+            let err = request.await.unwrap_err();
+            assert!(err.is_timeout(), "{err}");
+            start.elapsed()
+        })
+    };
+    // Later deadlines first, then earlier ones: each earlier deadline
+    // must wake the sweeper before the time it planned.
+    let default = call(None);
+    let late = call(Some(Some(3000)));
+    let early = call(Some(Some(300)));
+    let earliest = call(Some(Some(100)));
+    let never = call(Some(None));
+    assert_eq!(earliest.await.unwrap(), Duration::from_millis(100));
+    assert_eq!(early.await.unwrap(), Duration::from_millis(300));
+    assert_eq!(default.await.unwrap(), Duration::from_secs(1));
+    assert_eq!(late.await.unwrap(), Duration::from_secs(3));
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(
+        !never.is_finished(),
+        "a request without a timeout timed out"
+    );
+    assert_eq!(client.stats().pending_requests, 1);
+}
+
 #[tokio::test]
 async fn an_abandoned_request_sends_the_configured_cancel_notification() {
     let (client, mut server) =
