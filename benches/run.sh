@@ -24,7 +24,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
-SCENARIOS=${SCENARIOS:-"c64-raw c64-typed c64-value c1 p60k p60k-raw c1-mt notify8"}
+SCENARIOS=${SCENARIOS:-"c64-raw c64-typed c64-value c1-raw c1 p60k-raw p60k c1-mt-raw c1-mt notify8"}
 FLOOR_DIR=${FLOOR_DIR:-../shared/bench}
 FLOOR_TARGET=${FLOOR_TARGET:-target/floor}
 
@@ -49,9 +49,11 @@ declare -A SCENARIO=(
     [c64-raw]="300000 64 100 current-thread raw 0"
     [c64-typed]="300000 64 100 current-thread typed 0"
     [c64-value]="300000 64 100 current-thread value 0"
+    [c1-raw]="30000 1 100 current-thread raw 0"
     [c1]="30000 1 100 current-thread typed 0"
     [p60k]="10000 16 60000 current-thread typed 0"
     [p60k-raw]="10000 16 60000 current-thread raw 0"
+    [c1-mt-raw]="30000 1 100 multi-thread raw 0"
     [c1-mt]="30000 1 100 multi-thread typed 0"
     [notify8]="100000 64 100 current-thread raw 8"
 )
@@ -59,15 +61,17 @@ declare -A TITLE=(
     [c64-raw]="64 in flight, 100 B, raw responses (\`request_raw\`)"
     [c64-typed]="64 in flight, 100 B, typed responses (\`call::<R>\`)"
     [c64-value]="64 in flight, 100 B, \`Value\` responses (\`request\`)"
+    [c1-raw]="1 in flight, 100 B, raw"
     [c1]="1 in flight, 100 B, typed"
     [p60k]="16 in flight, 60 KB, typed"
     [p60k-raw]="16 in flight, 60 KB, raw"
+    [c1-mt-raw]="1 in flight, 100 B, raw, multi-thread runtime"
     [c1-mt]="1 in flight, 100 B, typed, multi-thread runtime"
     [notify8]="notifications (\`echo-server --notify 8\`), one subscriber, 64 in flight"
 )
 # The target: a ratio to the floor, or (notifications) an absolute rate.
 declare -A TARGET=(
-    [c64-raw]=0.5 [c64-typed]=0.5 [c64-value]=0.35 [c1]=0.9 [p60k]=0.7 [p60k-raw]=0.7 [c1-mt]=0.7
+    [c64-raw]=0.5 [c64-typed]=0.5 [c64-value]=0.35 [c1-raw]=0.9 [c1]=0.9 [p60k]=0.7 [p60k-raw]=0.7 [c1-mt-raw]=0.7 [c1-mt]=0.7
     [notify8]=1000000
 )
 
