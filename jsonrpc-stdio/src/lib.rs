@@ -25,9 +25,9 @@
 //! |---|---|
 //! | [`Client`] (`client`) | the clonable handle users hold; thin methods over the connection; the last clone dropped kills the server, never blocking |
 //! | [`Builder`] (`builder`) | settings; [`spawn`](Builder::spawn) or [`connect`](Builder::connect) builds the connection and starts its two tasks |
-//! | `connection` | the state every task shares and the only verbs that change it — register, resolve, abandon, die, send; the pending table and the first cause of death live under one lock |
-//! | [`Call`], [`TypedCall`] (`call`) | the futures callers await: queue, register, wait, time out; dropped, they abandon their request and send the [`CancelNotification`] |
-//! | `driver` | the reader task (route frames, watch the child's exit, decide the cause of death) and the writer task |
+//! | `connection` | the state every task shares and the only verbs that change it — register, resolve, expire, abandon, die, send; the pending table (each entry holds its answer and its caller's waker: a request needs no channel), the deadlines and the first cause of death live under one lock |
+//! | [`Call`], [`RawCall`], [`TypedCall`], [`ResponseFuture`] (`call`) | what callers build, and the unboxed future they await: serialize, register and queue (waiting for room only when the queue is full), wait; dropped, it abandons its request and sends the [`CancelNotification`] |
+//! | `driver` | the reader task (route frames, watch the child's exit, decide the cause of death), the writer task, and the deadline sweeper (one timer per connection, not per request) |
 //! | `outbox` | the outgoing queue, bounded in bytes: requests wait for room, notifications are refused; it owns the pipe, which the writer task drains, or a caller whose request is alone in flight, when the pipe is free |
 //! | `routes` | subscriber queues and server→client request queues, bounded, never blocking the reader |
 //! | [`ConnectionStats`] (`stats`) | counters of what the reader met, and what is in flight |
@@ -47,11 +47,11 @@
 //! [`RawResult`]): the caller decodes it, into its own type with
 //! [`Client::call`], a `Value` with [`Client::request`], or not at all with
 //! [`Client::request_raw`]. Outgoing messages are serialized by the caller
-//! and queued; the writer task writes them, flushing once per burst, except
-//! that a request alone in flight is written by its caller when the pipe is
-//! free (saving the writer's wake-up, most of a sequential round trip on a
-//! multi-thread runtime). A write error on either path ends the connection
-//! with its cause, as any other death.
+//! and copied, framed, into the queue's one buffer; the writer task writes
+//! them, a burst at a time, except that a request alone in flight is written
+//! by its caller when the pipe is free (saving the writer's wake-up, most of
+//! a sequential round trip on a multi-thread runtime). A write error on
+//! either path ends the connection with its cause, as any other death.
 //!
 //! # Liveness
 //!
@@ -62,7 +62,7 @@
 //! | a request after (or racing) death | fails at once: death and registration share one lock |
 //! | responses read before EOF | still resolve their callers, in wire order |
 //! | a response longer than [`Builder::max_frame_length`] | its caller fails at once with [`Error::ResponseTooLarge`] (id read from the frame's first or last bytes) |
-//! | no response in time | [`Error::Timeout`] naming the method and duration; the entry is removed |
+//! | no response in time | [`Error::Timeout`] naming the method and duration, at the request's own deadline; the entry is removed and the [`CancelNotification`] sent |
 //! | the server stops reading its stdin | at most [`Builder::max_queued_bytes`] wait in memory: `request` waits for room (within its timeout), `notify` fails with [`Error::QueueFull`]; nothing is dropped |
 //! | a request future dropped | its entry is removed; the [`CancelNotification`] is sent if configured |
 //! | waiting for the child fails (someone else reaped it) | [`CloseReason::WaitFailed`]; no exit status is made up |
