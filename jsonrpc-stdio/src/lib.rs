@@ -143,6 +143,7 @@ mod routes;
 mod stats;
 mod stderr;
 mod typed;
+mod write_json;
 
 pub use builder::{Builder, DEFAULT_MAX_QUEUED_BYTES};
 pub use call::{Call, CancelNotification, RawCall, ResponseFuture, TypedCall};

@@ -588,12 +588,12 @@ pub(crate) fn encode_request<P: Serialize + ?Sized>(
     // bytes as serializing an `OutRequest`, without four escaped keys and a
     // map serializer per request.
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    serde_json::to_writer(&mut *out, id)?;
+    crate::write_json::write(out, id)?;
     out.extend_from_slice(br#","method":"#);
-    serde_json::to_writer(&mut *out, method)?;
+    crate::write_json::write(out, method)?;
     if let Some(params) = params {
         out.extend_from_slice(br#","params":"#);
-        serde_json::to_writer(&mut *out, params)?;
+        crate::write_json::write(out, params)?;
     }
     out.push(b'}');
     Ok(())

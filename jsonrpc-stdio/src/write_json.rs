@@ -1,0 +1,798 @@
+//! Params onto the wire, byte for byte as `serde_json::to_writer` writes
+//! them, with strings escaped eight bytes at a time.
+//!
+//! serde_json looks up every byte of a string in its escape table, about
+//! nine instructions a byte: most of the cost of sending a request whose
+//! params are text (a prompt, a file), and more than the rest of the
+//! request's bookkeeping at 100 bytes. Here a string is scanned a word at a
+//! time for the three things JSON escapes (`"`, `\`, control characters)
+//! and copied in runs.
+//!
+//! Only the common shapes are written here: structs, maps with string
+//! keys, sequences, strings, integers, booleans, options, unit and newtype
+//! variants. Anything else — floats (serde_json's shortest round-trip
+//! formatting), tuple and struct variants, byte strings, non-string map
+//! keys, serde_json's own `RawValue`, a `Serialize` impl that fails — and
+//! the whole value is written again by serde_json, which decides the bytes
+//! or the error. So the output is serde_json's in every case; the tests
+//! compare the two.
+
+use std::fmt;
+
+use serde::ser::{self, Impossible, Serialize};
+
+/// Appends `value` as compact JSON to `out`, exactly as
+/// `serde_json::to_writer` would.
+pub(crate) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+    let start = out.len();
+    match value.serialize(&mut Writer(out)) {
+        Ok(()) => Ok(()),
+        Err(Unsupported) => {
+            out.truncate(start);
+            serde_json::to_writer(out, value)
+        }
+    }
+}
+
+struct Writer<'v>(&'v mut Vec<u8>);
+
+/// A shape this writer leaves to serde_json (or an error it lets serde_json
+/// report).
+#[derive(Debug)]
+struct Unsupported;
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("left to serde_json")
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+impl ser::Error for Unsupported {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Unsupported
+    }
+}
+
+/// serde_json's private names for its `RawValue` (and, with features we do
+/// not enable, its arbitrary-precision `Number`): it recognises them and
+/// writes their text verbatim. Every name it reserves starts so.
+fn is_serde_json_private(name: &str) -> bool {
+    name.starts_with("$serde_json::")
+}
+
+impl<'a> ser::Serializer for &'a mut Writer<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Compound<'a>;
+    type SerializeTuple = Compound<'a>;
+    type SerializeTupleStruct = Compound<'a>;
+    type SerializeTupleVariant = Impossible<(), Unsupported>;
+    type SerializeMap = Compound<'a>;
+    type SerializeStruct = Compound<'a>;
+    type SerializeStructVariant = Impossible<(), Unsupported>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Unsupported> {
+        self.0.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+
+    fn serialize_i8(self, v: i8) -> Result<(), Unsupported> {
+        self.serialize_i64(v.into())
+    }
+
+    fn serialize_i16(self, v: i16) -> Result<(), Unsupported> {
+        self.serialize_i64(v.into())
+    }
+
+    fn serialize_i32(self, v: i32) -> Result<(), Unsupported> {
+        self.serialize_i64(v.into())
+    }
+
+    fn serialize_i64(self, v: i64) -> Result<(), Unsupported> {
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
+    }
+
+    fn serialize_i128(self, v: i128) -> Result<(), Unsupported> {
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
+    }
+
+    fn serialize_u8(self, v: u8) -> Result<(), Unsupported> {
+        self.serialize_u64(v.into())
+    }
+
+    fn serialize_u16(self, v: u16) -> Result<(), Unsupported> {
+        self.serialize_u64(v.into())
+    }
+
+    fn serialize_u32(self, v: u32) -> Result<(), Unsupported> {
+        self.serialize_u64(v.into())
+    }
+
+    fn serialize_u64(self, v: u64) -> Result<(), Unsupported> {
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
+    }
+
+    fn serialize_u128(self, v: u128) -> Result<(), Unsupported> {
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
+    }
+
+    fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    fn serialize_f64(self, _: f64) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), Unsupported> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+        write_str(self.0, v);
+        Ok(())
+    }
+
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    fn serialize_none(self) -> Result<(), Unsupported> {
+        self.serialize_unit()
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Unsupported> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+        self.serialize_unit()
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Unsupported> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        if is_serde_json_private(name) {
+            return Err(Unsupported);
+        }
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.0.push(b'{');
+        write_str(self.0, variant);
+        self.0.push(b':');
+        value.serialize(&mut *self)?;
+        self.0.push(b'}');
+        Ok(())
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'a>, Unsupported> {
+        self.0.push(b'[');
+        Ok(Compound {
+            out: self.0,
+            first: true,
+        })
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'a>, Unsupported> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a>, Unsupported> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Unsupported> {
+        Err(Unsupported)
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a>, Unsupported> {
+        self.0.push(b'{');
+        Ok(Compound {
+            out: self.0,
+            first: true,
+        })
+    }
+
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Compound<'a>, Unsupported> {
+        if is_serde_json_private(name) {
+            return Err(Unsupported);
+        }
+        self.serialize_map(Some(len))
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Unsupported> {
+        Err(Unsupported)
+    }
+}
+
+/// A sequence or a map being written: `first` until its first element.
+struct Compound<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl Compound<'_> {
+    fn separate(&mut self) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+    }
+
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        value.serialize(&mut Writer(self.out))
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.separate();
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        self.out.push(b']');
+        Ok(())
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        ser::SerializeSeq::serialize_element(self, value)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        ser::SerializeSeq::serialize_element(self, value)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+impl ser::SerializeMap for Compound<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unsupported> {
+        self.separate();
+        key.serialize(Key(self.out))?;
+        self.out.push(b':');
+        Ok(())
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        self.out.push(b'}');
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.separate();
+        write_str(self.out, key);
+        self.out.push(b':');
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        ser::SerializeMap::end(self)
+    }
+}
+
+/// A map key: a string (or a char, or a unit variant's name) here; serde_json
+/// turns numbers and booleans into strings too, and has the last word on
+/// anything else.
+struct Key<'a>(&'a mut Vec<u8>);
+
+impl ser::Serializer for Key<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Impossible<(), Unsupported>;
+    type SerializeTuple = Impossible<(), Unsupported>;
+    type SerializeTupleStruct = Impossible<(), Unsupported>;
+    type SerializeTupleVariant = Impossible<(), Unsupported>;
+    type SerializeMap = Impossible<(), Unsupported>;
+    type SerializeStruct = Impossible<(), Unsupported>;
+    type SerializeStructVariant = Impossible<(), Unsupported>;
+
+    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+        write_str(self.0, v);
+        Ok(())
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), Unsupported> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Unsupported> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        if is_serde_json_private(name) {
+            return Err(Unsupported);
+        }
+        value.serialize(self)
+    }
+
+    fn serialize_bool(self, _: bool) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i8(self, _: i8) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i16(self, _: i16) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i32(self, _: i32) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i64(self, _: i64) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u8(self, _: u8) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u16(self, _: u16) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u32(self, _: u32) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u64(self, _: u64) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_none(self) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_unit(self) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Unsupported> {
+        Err(Unsupported)
+    }
+}
+
+/// Whether any of the eight bytes in `chunk` is one JSON escapes: a control
+/// character, `"` or `\`. (Each test sets a byte's high bit where the byte
+/// is below 0x20, or equal to the byte sought; a byte with its own high bit
+/// set, part of a multi-byte character, never passes `!chunk`.)
+fn needs_escape(chunk: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = chunk.wrapping_sub(ONES * 0x20);
+    let quote = chunk ^ (ONES * u64::from(b'"'));
+    let backslash = chunk ^ (ONES * u64::from(b'\\'));
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    (below_space & !chunk | zero_in(quote) | zero_in(backslash)) & HIGH != 0
+}
+
+/// Writes `s` as a JSON string: clean runs copied whole, found eight bytes
+/// at a time; each escape written as serde_json writes it.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+            if needs_escape(word) {
+                break;
+            }
+            i += 8;
+        }
+        // A chunk with an escape in it, or the last few bytes: one by one.
+        for _ in 0..8 {
+            let Some(&byte) = bytes.get(i) else { break };
+            i += 1;
+            let escaped: &[u8] = match byte {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0x00..=0x1f => {
+                    out.extend_from_slice(&bytes[run..i - 1]);
+                    run = i;
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let code = [
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        HEX[usize::from(byte >> 4)],
+                        HEX[usize::from(byte & 0xf)],
+                    ];
+                    out.extend_from_slice(&code);
+                    continue;
+                }
+                _ => continue,
+            };
+            out.extend_from_slice(&bytes[run..i - 1]);
+            out.extend_from_slice(escaped);
+            run = i;
+        }
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Serialize;
+    use serde_json::{json, Value};
+    use std::collections::{BTreeMap, HashMap};
+
+    /// Ours and serde_json's bytes, for `value`.
+    fn both<T: Serialize + ?Sized>(value: &T) -> (Vec<u8>, Vec<u8>) {
+        let mut ours = b"prefix".to_vec();
+        write(&mut ours, value).unwrap();
+        let theirs = [b"prefix".to_vec(), serde_json::to_vec(value).unwrap()].concat();
+        (ours, theirs)
+    }
+
+    fn same<T: Serialize + ?Sized>(value: &T) {
+        let (ours, theirs) = both(value);
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs)
+        );
+    }
+
+    /// As [`same`], and written here, not left to serde_json.
+    fn same_and_fast<T: Serialize + ?Sized>(value: &T) {
+        let mut ours = Vec::new();
+        assert!(
+            value.serialize(&mut Writer(&mut ours)).is_ok(),
+            "left to serde_json"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&serde_json::to_vec(value).unwrap())
+        );
+        same(value);
+    }
+
+    /// A small deterministic generator: the same cases on every run.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn string(&mut self) -> String {
+            const PIECES: &[&str] = &[
+                "a",
+                "xyz",
+                " ",
+                "\"",
+                "\\",
+                "\n",
+                "\r",
+                "\t",
+                "\u{8}",
+                "\u{c}",
+                "\u{0}",
+                "\u{1f}",
+                "\u{7f}",
+                "/",
+                "é",
+                "€",
+                "𝄞",
+                "\u{2028}",
+                "0123456789abcdef",
+                "'",
+            ];
+            let len = self.below(40);
+            (0..len)
+                .map(|_| PIECES[self.below(PIECES.len() as u64) as usize])
+                .collect()
+        }
+
+        /// A value of any shape; with `floats`, now and then a float
+        /// (which serde_json writes).
+        fn value(&mut self, depth: u32, floats: bool) -> Value {
+            match self.below(if depth > 3 { 6 } else { 8 }) {
+                0 => Value::Null,
+                1 => Value::Bool(self.below(2) == 1),
+                2 => json!(self.next() as i64 - (1 << 30)),
+                3 => json!(u64::MAX - self.below(3)),
+                4 if floats => json!(self.next() as f64 / 7.0),
+                4 => json!(i64::MIN + self.below(3) as i64),
+                5 => Value::String(self.string()),
+                6 => (0..self.below(5))
+                    .map(|_| self.value(depth + 1, floats))
+                    .collect(),
+                _ => Value::Object(
+                    (0..self.below(5))
+                        .map(|_| (self.string(), self.value(depth + 1, floats)))
+                        .collect(),
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn every_char_is_escaped_as_serde_json_escapes_it() {
+        for c in (0..=0x2ffu32).chain([0x2028, 0xfeff, 0x1f600]) {
+            let c = char::from_u32(c).unwrap();
+            same_and_fast(&c);
+            same_and_fast(&c.to_string());
+            // At every offset within a word, and across word boundaries.
+            for pad in 0..17 {
+                same_and_fast(&format!("{}{c}{}", "x".repeat(pad), "y".repeat(16 - pad)));
+            }
+        }
+    }
+
+    #[test]
+    fn generated_strings_and_values_match_serde_json() {
+        let mut rng = Lcg(7);
+        for _ in 0..20_000 {
+            same_and_fast(&rng.string());
+        }
+        for _ in 0..5_000 {
+            same_and_fast(&rng.value(0, false));
+            same(&rng.value(0, true));
+        }
+    }
+
+    #[derive(Serialize)]
+    enum Shape<'a> {
+        Unit,
+        Newtype(&'a str),
+        Tuple(u8, u8),
+        Struct { side: u32 },
+    }
+
+    #[derive(Serialize)]
+    struct Params<'a> {
+        text: &'a str,
+        n: Option<u64>,
+        none: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skipped: Option<u8>,
+        shapes: Vec<Shape<'a>>,
+        tuple: (i8, char, bool),
+        unit: (),
+        bytes: &'a [u8],
+        #[serde(with = "serde_bytes_as_bytes")]
+        raw_bytes: &'a [u8],
+        float: f32,
+        big: i128,
+        by_name: BTreeMap<&'a str, Shape<'a>>,
+        by_number: HashMap<u32, bool>,
+        raw: &'a serde_json::value::RawValue,
+        boxed_raw: Box<serde_json::value::RawValue>,
+    }
+
+    /// Serializes a byte slice with `serialize_bytes`, as serde_bytes does.
+    mod serde_bytes_as_bytes {
+        pub fn serialize<S: serde::Serializer>(v: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(v)
+        }
+    }
+
+    #[test]
+    fn typed_params_of_every_shape_match_serde_json() {
+        let raw =
+            serde_json::value::RawValue::from_string(r#"{"kept": [1, 2.50]}"#.into()).unwrap();
+        let params = Params {
+            text: "line one\nline \"two\"\t\\",
+            n: Some(42),
+            none: None,
+            skipped: None,
+            shapes: vec![
+                Shape::Unit,
+                Shape::Newtype("x"),
+                Shape::Tuple(1, 2),
+                Shape::Struct { side: 3 },
+            ],
+            tuple: (-8, '\u{1}', true),
+            unit: (),
+            bytes: b"\x00\xff",
+            raw_bytes: b"\x01",
+            float: 1.5,
+            big: -(1 << 100),
+            by_name: [("a", Shape::Unit), ("b", Shape::Newtype("y"))].into(),
+            by_number: [(7, true)].into(),
+            raw: &raw,
+            boxed_raw: raw.clone(),
+        };
+        same(&params);
+        // Each field alone too, so a shape written here is compared on its
+        // own, not only as part of a whole that serde_json rewrote.
+        same_and_fast(&params.shapes[..2]);
+        same_and_fast(&params.tuple);
+        same_and_fast(&params.bytes);
+        same_and_fast(&params.big);
+        same_and_fast(&params.by_name);
+        same(&params.by_number);
+        same(&params.raw);
+        same(&params.shapes[2..]);
+        same_and_fast(&json!({"nested": {"deep": [[], {}, [null]], "": ""}}));
+        same_and_fast(&Some(Some(())));
+    }
+
+    #[test]
+    fn a_failing_serialize_impl_gets_serde_json_s_error() {
+        struct Fails;
+        impl Serialize for Fails {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no such thing"))
+            }
+        }
+        let mut out = b"kept".to_vec();
+        let err = write(&mut out, &[Some(Fails)]).unwrap_err();
+        assert!(err.to_string().contains("no such thing"), "{err}");
+        assert!(out.starts_with(b"kept"));
+    }
+
+    #[test]
+    fn long_clean_strings_are_copied_whole() {
+        let text = "x".repeat(60_000);
+        same_and_fast(&text);
+        same_and_fast(&format!("{text}\"{text}"));
+    }
+}
