@@ -500,22 +500,36 @@ impl ser::Serializer for Key<'_> {
     }
 }
 
-/// Whether any of the eight bytes in `chunk` is one JSON escapes: a control
-/// character, `"` or `\`. (Each test sets a byte's high bit where the byte
-/// is below 0x20, or equal to the byte sought; a byte with its own high bit
-/// set, part of a multi-byte character, never passes `!chunk`.)
-fn needs_escape(chunk: u64) -> bool {
+/// High bits set in `word` where one of its eight bytes is one JSON
+/// escapes: a control character, `"` or `\`; zero when there is none.
+/// (Each test sets a byte's high bit where the byte is below 0x20, or equal
+/// to the byte sought; a byte with its own high bit set, part of a
+/// multi-byte character, never passes `!word`. A byte after a match may
+/// show a false bit too, which only sends that block to the slow path.)
+fn escapes(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below_space = chunk.wrapping_sub(ONES * 0x20);
-    let quote = chunk ^ (ONES * u64::from(b'"'));
-    let backslash = chunk ^ (ONES * u64::from(b'\\'));
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
-    (below_space & !chunk | zero_in(quote) | zero_in(backslash)) & HIGH != 0
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    (below_space | quote | backslash) & HIGH
 }
 
-/// Writes `s` as a JSON string: clean runs copied whole, found eight bytes
-/// at a time; each escape written as serde_json writes it.
+/// How many bytes are scanned as one block: four words, tested together.
+const BLOCK: usize = 32;
+
+/// Whether a block holds a byte JSON escapes.
+fn block_escapes(block: &[u8]) -> bool {
+    block
+        .chunks_exact(8)
+        .map(|word| escapes(u64::from_le_bytes(word.try_into().expect("eight bytes"))))
+        .fold(0, |all, bits| all | bits)
+        != 0
+}
+
+/// Writes `s` as a JSON string: clean runs copied whole, found a block of
+/// 32 bytes at a time; each escape written as serde_json writes it.
 fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
@@ -523,15 +537,13 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut run = 0;
     let mut i = 0;
     while i < bytes.len() {
-        while let Some(chunk) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-            if needs_escape(word) {
-                break;
-            }
-            i += 8;
-        }
-        // A chunk with an escape in it, or the last few bytes: one by one.
-        for _ in 0..8 {
+        i += bytes[i..]
+            .chunks_exact(BLOCK)
+            .take_while(|block| !block_escapes(block))
+            .count()
+            * BLOCK;
+        // A block with an escape in it, or the last few bytes: one by one.
+        for _ in 0..BLOCK {
             let Some(&byte) = bytes.get(i) else { break };
             i += 1;
             let escaped: &[u8] = match byte {
