@@ -519,7 +519,7 @@ fn escapes(word: u64) -> u64 {
 /// How many bytes are scanned as one block: four words, tested together.
 const BLOCK: usize = 32;
 
-/// Whether a block holds a byte JSON escapes.
+/// Whether a block (of whole words) holds a byte JSON escapes.
 fn block_escapes(block: &[u8]) -> bool {
     block
         .chunks_exact(8)
@@ -537,13 +537,20 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut run = 0;
     let mut i = 0;
     while i < bytes.len() {
+        // Clean blocks, then clean words: what is left starts within a
+        // word of an escape, or of the end.
         i += bytes[i..]
             .chunks_exact(BLOCK)
             .take_while(|block| !block_escapes(block))
             .count()
             * BLOCK;
-        // A block with an escape in it, or the last few bytes: one by one.
-        for _ in 0..BLOCK {
+        i += bytes[i..]
+            .chunks_exact(8)
+            .take_while(|word| !block_escapes(word))
+            .count()
+            * 8;
+        // A word with an escape in it, or the last few bytes: one by one.
+        for _ in 0..8 {
             let Some(&byte) = bytes.get(i) else { break };
             i += 1;
             let escaped: &[u8] = match byte {
