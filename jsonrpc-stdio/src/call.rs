@@ -411,3 +411,11 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         Err(_) => f(&mut Vec::new()),
     })
 }
+
+// A request can be awaited in a spawned task: its future is `Send` when its
+// params are.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<ResponseFuture<'static, Value, Value>>();
+    send::<ResponseFuture<'static, &'static serde_json::value::RawValue, RawResult>>();
+};
