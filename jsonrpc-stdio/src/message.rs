@@ -588,9 +588,12 @@ pub(crate) fn encode_request<P: Serialize + ?Sized>(
     // bytes as serializing an `OutRequest`, without four escaped keys and a
     // map serializer per request.
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    crate::write_json::write(out, id)?;
+    match id.as_i64() {
+        Some(n) => crate::write_json::write_i64(out, n),
+        None => crate::write_json::write(out, id)?,
+    }
     out.extend_from_slice(br#","method":"#);
-    crate::write_json::write(out, method)?;
+    crate::write_json::write_string(out, method);
     if let Some(params) = params {
         out.extend_from_slice(br#","params":"#);
         crate::write_json::write(out, params)?;

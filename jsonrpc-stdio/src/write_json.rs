@@ -10,12 +10,12 @@
 //!
 //! Only the common shapes are written here: structs, maps with string
 //! keys, sequences, strings, integers, booleans, options, unit and newtype
-//! variants. Anything else — floats (serde_json's shortest round-trip
+//! variants, and serde_json's `RawValue` (its text, as serde_json writes
+//! it). Anything else — floats (serde_json's shortest round-trip
 //! formatting), tuple and struct variants, byte strings, non-string map
-//! keys, serde_json's own `RawValue`, a `Serialize` impl that fails — and
-//! the whole value is written again by serde_json, which decides the bytes
-//! or the error. So the output is serde_json's in every case; the tests
-//! compare the two.
+//! keys, a `Serialize` impl that fails — and the whole value is written
+//! again by serde_json, which decides the bytes or the error. So the output
+//! is serde_json's in every case; the tests compare the two.
 
 use std::fmt;
 
@@ -32,6 +32,16 @@ pub(crate) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serd
             serde_json::to_writer(out, value)
         }
     }
+}
+
+/// Appends `s` as a JSON string, as serde_json would.
+pub(crate) fn write_string(out: &mut Vec<u8>, s: &str) {
+    write_str(out, s);
+}
+
+/// Appends `n` as a JSON number, as serde_json would.
+pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 struct Writer<'v>(&'v mut Vec<u8>);
@@ -61,6 +71,12 @@ impl ser::Error for Unsupported {
 fn is_serde_json_private(name: &str) -> bool {
     name.starts_with("$serde_json::")
 }
+
+/// The name a `RawValue` serializes under: a struct of that name with one
+/// field of that name, whose value is the JSON text. serde_json writes the
+/// text as it is; so does this writer. Any other use of a private name is
+/// left to serde_json.
+const RAW_VALUE: &str = "$serde_json::private::RawValue";
 
 impl<'a> ser::Serializer for &'a mut Writer<'_> {
     type Ok = ();
@@ -204,6 +220,7 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
         Ok(Compound {
             out: self.0,
             first: true,
+            raw: false,
         })
     }
 
@@ -234,10 +251,18 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
         Ok(Compound {
             out: self.0,
             first: true,
+            raw: false,
         })
     }
 
     fn serialize_struct(self, name: &'static str, len: usize) -> Result<Compound<'a>, Unsupported> {
+        if name == RAW_VALUE {
+            return Ok(Compound {
+                out: self.0,
+                first: true,
+                raw: true,
+            });
+        }
         if is_serde_json_private(name) {
             return Err(Unsupported);
         }
@@ -256,9 +281,11 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
 }
 
 /// A sequence or a map being written: `first` until its first element.
+/// `raw`: a `RawValue`, whose one field is its text.
 struct Compound<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
+    raw: bool,
 }
 
 impl Compound<'_> {
@@ -344,6 +371,12 @@ impl ser::SerializeStruct for Compound<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), Unsupported> {
+        if self.raw {
+            if key != RAW_VALUE || !std::mem::take(&mut self.first) {
+                return Err(Unsupported);
+            }
+            return value.serialize(RawText(self.out));
+        }
         self.separate();
         write_str(self.out, key);
         self.out.push(b':');
@@ -351,8 +384,160 @@ impl ser::SerializeStruct for Compound<'_> {
     }
 
     fn end(self) -> Result<(), Unsupported> {
+        if self.raw {
+            return if self.first { Err(Unsupported) } else { Ok(()) };
+        }
         ser::SerializeMap::end(self)
     }
+}
+
+/// The methods of a serializer that takes one kind of scalar: every other
+/// shape is left to serde_json.
+macro_rules! refuse_the_rest {
+    () => {
+        fn serialize_bool(self, _: bool) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_i8(self, _: i8) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_i16(self, _: i16) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_i32(self, _: i32) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_i64(self, _: i64) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_u8(self, _: u8) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_u16(self, _: u16) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_u32(self, _: u32) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_u64(self, _: u64) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_f64(self, _: f64) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_none(self) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_unit(self) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStruct, Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, Unsupported> {
+            Err(Unsupported)
+        }
+    };
+}
+
+/// A `RawValue`'s text: written as it is (serde_json checked it is JSON
+/// when the `RawValue` was made).
+struct RawText<'a>(&'a mut Vec<u8>);
+
+impl ser::Serializer for RawText<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Impossible<(), Unsupported>;
+    type SerializeTuple = Impossible<(), Unsupported>;
+    type SerializeTupleStruct = Impossible<(), Unsupported>;
+    type SerializeTupleVariant = Impossible<(), Unsupported>;
+    type SerializeMap = Impossible<(), Unsupported>;
+    type SerializeStruct = Impossible<(), Unsupported>;
+    type SerializeStructVariant = Impossible<(), Unsupported>;
+
+    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+        self.0.extend_from_slice(v.as_bytes());
+        Ok(())
+    }
+
+    fn serialize_char(self, _: char) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    refuse_the_rest!();
 }
 
 /// A map key: a string (or a char, or a unit variant's name) here; serde_json
@@ -400,104 +585,7 @@ impl ser::Serializer for Key<'_> {
         value.serialize(self)
     }
 
-    fn serialize_bool(self, _: bool) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_none(self) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_unit(self) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, Unsupported> {
-        Err(Unsupported)
-    }
+    refuse_the_rest!();
 }
 
 /// High bits set in `word` where one of its eight bytes is one JSON
@@ -506,6 +594,7 @@ impl ser::Serializer for Key<'_> {
 /// to the byte sought; a byte with its own high bit set, part of a
 /// multi-byte character, never passes `!word`. A byte after a match may
 /// show a false bit too, which only sends that block to the slow path.)
+#[inline]
 fn escapes(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -520,6 +609,7 @@ fn escapes(word: u64) -> u64 {
 const BLOCK: usize = 32;
 
 /// Whether a block (of whole words) holds a byte JSON escapes.
+#[inline]
 fn block_escapes(block: &[u8]) -> bool {
     block
         .chunks_exact(8)
@@ -528,59 +618,76 @@ fn block_escapes(block: &[u8]) -> bool {
         != 0
 }
 
+/// For each byte, what follows the backslash of its escape (`u` for
+/// `\u00XX`), or 0 for a byte written as it is: serde_json's choices.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = b'u';
+        byte += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
 /// Writes `s` as a JSON string: clean runs copied whole, found a block of
-/// 32 bytes at a time; each escape written as serde_json writes it.
+/// 32 bytes (then a word) at a time; each escape written as serde_json
+/// writes it.
+#[inline]
 fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    // Short and clean, as method names and keys mostly are: one copy.
+    if bytes.len() < 16 && bytes.iter().all(|&byte| ESCAPE[usize::from(byte)] == 0) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut run = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // Clean blocks, then clean words: what is left starts within a
-        // word of an escape, or of the end.
-        i += bytes[i..]
-            .chunks_exact(BLOCK)
-            .take_while(|block| !block_escapes(block))
-            .count()
-            * BLOCK;
-        i += bytes[i..]
-            .chunks_exact(8)
-            .take_while(|word| !block_escapes(word))
-            .count()
-            * 8;
-        // A word with an escape in it, or the last few bytes: one by one.
-        for _ in 0..8 {
-            let Some(&byte) = bytes.get(i) else { break };
+        if bytes.len() - i >= 8 {
+            // Clean blocks, then clean words: what is left starts within a
+            // word of an escape, or of the end.
+            i += bytes[i..]
+                .chunks_exact(BLOCK)
+                .take_while(|block| !block_escapes(block))
+                .count()
+                * BLOCK;
+            i += bytes[i..]
+                .chunks_exact(8)
+                .take_while(|word| !block_escapes(word))
+                .count()
+                * 8;
+        }
+        // A word with an escape in it, or a short string, or the last few
+        // bytes: one by one.
+        let end = bytes.len().min(i + 8);
+        while i < end {
+            let byte = bytes[i];
             i += 1;
-            let escaped: &[u8] = match byte {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0x08 => b"\\b",
-                0x0c => b"\\f",
-                0x00..=0x1f => {
-                    out.extend_from_slice(&bytes[run..i - 1]);
-                    run = i;
-                    const HEX: &[u8; 16] = b"0123456789abcdef";
-                    let code = [
-                        b'\\',
-                        b'u',
-                        b'0',
-                        b'0',
-                        HEX[usize::from(byte >> 4)],
-                        HEX[usize::from(byte & 0xf)],
-                    ];
-                    out.extend_from_slice(&code);
-                    continue;
-                }
-                _ => continue,
-            };
+            let escape = ESCAPE[usize::from(byte)];
+            if escape == 0 {
+                continue;
+            }
             out.extend_from_slice(&bytes[run..i - 1]);
-            out.extend_from_slice(escaped);
             run = i;
+            if escape == b'u' {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let high = HEX[usize::from(byte >> 4)];
+                let low = HEX[usize::from(byte & 0xf)];
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', high, low]);
+            } else {
+                out.extend_from_slice(&[b'\\', escape]);
+            }
         }
     }
     out.extend_from_slice(&bytes[run..]);
@@ -788,7 +895,20 @@ mod tests {
         same_and_fast(&params.big);
         same_and_fast(&params.by_name);
         same(&params.by_number);
-        same(&params.raw);
+        same_and_fast(&params.raw);
+        same_and_fast(&params.boxed_raw);
+        #[derive(Serialize)]
+        struct WithRaw<'a> {
+            before: u8,
+            raw: &'a serde_json::value::RawValue,
+            after: [&'a serde_json::value::RawValue; 2],
+        }
+        let text = serde_json::value::RawValue::from_string(r#" "a\"b" "#.into()).unwrap();
+        same_and_fast(&WithRaw {
+            before: 1,
+            raw: &raw,
+            after: [&text, &raw],
+        });
         same(&params.shapes[2..]);
         same_and_fast(&json!({"nested": {"deep": [[], {}, [null]], "": ""}}));
         same_and_fast(&Some(Some(())));
