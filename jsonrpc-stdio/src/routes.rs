@@ -185,32 +185,30 @@ pub(crate) struct Routes {
 
 impl Routes {
     /// Hands `n` to every matching subscriber, in registration order. The
-    /// last one gets the original, the others a clone.
+    /// last one gets the original, the others a clone (which shares its
+    /// bytes).
     pub(crate) fn deliver(&mut self, n: Notification) -> Delivery {
         self.subscribers.retain(|(_, q)| !q.is_abandoned());
         let mut delivery = Delivery::default();
-        let mut remaining = self
+        let Some(last) = self
             .subscribers
             .iter()
-            .filter(|(f, _)| f.matches(&n.method))
-            .count();
-        delivery.matched = remaining as u64;
-        let mut n = Some(n);
-        for (filter, queue) in &self.subscribers {
-            let Some(current) = &n else { break };
-            if !filter.matches(&current.method) {
-                continue;
-            }
-            remaining -= 1;
-            let item = if remaining > 0 {
-                current.clone()
-            } else {
-                n.take().expect("still held")
-            };
-            if let Offer::Dropped = queue.offer(item) {
+            .rposition(|(f, _)| f.matches(n.method()))
+        else {
+            return delivery;
+        };
+        let mut offer = |queue: &Queue<Notification>, n| {
+            delivery.matched += 1;
+            if let Offer::Dropped = queue.offer(n) {
                 delivery.dropped += 1;
             }
+        };
+        for (filter, queue) in &self.subscribers[..last] {
+            if filter.matches(n.method()) {
+                offer(queue, n.clone());
+            }
         }
+        offer(&self.subscribers[last].1, n);
         delivery
     }
 

@@ -184,7 +184,7 @@ async fn a_batch_resolves_each_caller_and_delivers_each_notification() {
         .await;
     assert_eq!(one.await.unwrap().unwrap(), json!(1));
     assert_eq!(two.await.unwrap().unwrap(), json!(2));
-    assert_eq!(notes.next().await.unwrap().unwrap().method, "n");
+    assert_eq!(notes.next().await.unwrap().unwrap().method(), "n");
     assert_eq!(client.stats().unparsable, 1);
 }
 
@@ -208,7 +208,7 @@ async fn a_subscriber_sees_every_notification_written_before_the_response() {
     // The response resolved; all 100 are already queued, in wire order.
     for i in 0..100 {
         let n = notes.next().await.unwrap().unwrap();
-        assert_eq!(n.params.unwrap()["i"], i);
+        assert_eq!(n.params::<Value>().unwrap()["i"], i);
     }
 }
 
@@ -222,18 +222,21 @@ async fn filters_select_by_method_and_prefix() {
         .send(b"{\"method\":\"codex/event/task_started\"}\n{\"method\":\"turn/completed\"}\n")
         .await;
     assert_eq!(
-        exact.next().await.unwrap().unwrap().method,
+        exact.next().await.unwrap().unwrap().method(),
         "turn/completed"
     );
     assert_eq!(
-        prefix.next().await.unwrap().unwrap().method,
+        prefix.next().await.unwrap().unwrap().method(),
         "codex/event/task_started"
     );
     assert_eq!(
-        all.next().await.unwrap().unwrap().method,
+        all.next().await.unwrap().unwrap().method(),
         "codex/event/task_started"
     );
-    assert_eq!(all.next().await.unwrap().unwrap().method, "turn/completed");
+    assert_eq!(
+        all.next().await.unwrap().unwrap().method(),
+        "turn/completed"
+    );
 }
 
 #[tokio::test]
@@ -259,7 +262,7 @@ async fn a_lagging_subscriber_is_told_how_many_it_lost_and_others_are_not_slowed
     let mut seen = Vec::new();
     for _ in 0..5 {
         seen.push(match slow.next().await.unwrap() {
-            Ok(n) => n.params.unwrap().to_string(),
+            Ok(n) => n.params_json().unwrap().to_owned(),
             Err(Error::Lagged { skipped }) => format!("lagged {skipped}"),
             Err(e) => panic!("{e}"),
         });
@@ -415,7 +418,7 @@ async fn output_eof_fails_pending_requests_and_ends_subscriptions() {
             "{err}"
         );
     }
-    assert_eq!(notes.next().await.unwrap().unwrap().method, "last words");
+    assert_eq!(notes.next().await.unwrap().unwrap().method(), "last words");
     assert!(matches!(notes.next().await, Some(Err(Error::Closed(_)))));
     assert!(notes.next().await.is_none());
     assert!(client.is_closed());
