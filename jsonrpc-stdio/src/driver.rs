@@ -255,11 +255,6 @@ fn handle_frame(connection: &Arc<Connection>, frame: Frame) {
         // a `Value`: a response's result and a notification's params stay
         // bytes until their receiver decodes them.
         Some(b'{') => match read_object(text, Some(&bytes)) {
-            // A notification may be kept long, in a subscriber's backlog: it
-            // gets its own copy of its method and params (one allocation,
-            // shared by its clones) rather than keep the whole read buffer
-            // its frame lies in. A response goes to a caller waiting for it.
-            Ok(Incoming::Notification(n)) => deliver(connection, n.detached()),
             Ok(incoming) => route(connection, incoming),
             Err(e) => unparsable(connection, &bytes, &e),
         },

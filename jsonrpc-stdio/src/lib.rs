@@ -29,7 +29,7 @@
 //! | [`Call`], [`TypedCall`] (`call`) | the futures callers await: queue, register, wait, time out; dropped, they abandon their request and send the [`CancelNotification`] |
 //! | `driver` | the reader task (read the child's stdout a large chunk at a time, route every frame decoded from it in one go, yielding every 128 frames; watch the child's exit; decide the cause of death) and the writer task |
 //! | `outbox` | the outgoing queue, bounded in bytes: requests wait for room, notifications are refused; it owns the pipe, which the writer task drains, or a caller whose request is alone in flight, when the pipe is free |
-//! | `routes` | subscriber queues and server→client request queues, bounded, never blocking the reader; a notification for several subscribers is cloned, sharing its bytes |
+//! | `routes` | subscriber queues and server→client request queues, bounded, never blocking the reader; a notification for several subscribers is cloned, sharing its bytes; one queued behind a backlog of 256 is copied out of the read buffer it shares |
 //! | [`ConnectionStats`] (`stats`) | counters of what the reader met, and what is in flight |
 //! | [`message`] | ids, error codes, and classifying a frame as request, notification or response in one pass over its text, by borrowed members: a response's result and a notification's params stay bytes |
 //! | [`framing`] | cutting frames out of the byte stream: newline-delimited JSON, or LSP-style `Content-Length` headers; bad frames are items, not errors; a frame too long to read still names the response it is; no UTF-8 check (the reader checks each frame once) |
@@ -47,9 +47,9 @@
 //! rest. A response's result reaches its caller as bytes (a
 //! [`RawResult`]): the caller decodes it, into its own type with
 //! [`Client::call`], a `Value` with [`Client::request`], or not at all with
-//! [`Client::request_raw`]. A notification's params, likewise, stay bytes (a
-//! copy of its own, shared by the subscribers it goes to) until the
-//! subscriber reads them ([`message::Notification::params`]). Outgoing messages are serialized by the caller
+//! [`Client::request_raw`]. A notification's params, likewise, stay bytes of
+//! the frame (shared by the subscribers it goes to) until the subscriber
+//! reads them ([`message::Notification::params`]). Outgoing messages are serialized by the caller
 //! and queued; the writer task writes them, flushing once per burst, except
 //! that a request alone in flight is written by its caller when the pipe is
 //! free (saving the writer's wake-up, most of a sequential round trip on a

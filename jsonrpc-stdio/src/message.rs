@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use serde::de::{self, Deserializer};
@@ -182,8 +183,10 @@ pub struct Request {
 ///
 /// Read by the connection, the method and params are slices of the frame
 /// they came in (shared, reference-counted bytes): a clone, one per matching
-/// subscriber, copies nothing. Holding a notification holds that frame's
-/// read buffer; keep what you decoded instead when keeping many for long.
+/// subscriber, copies nothing. Holding a notification holds the read buffer
+/// its frame lies in (up to 32 KiB), unless it was copied out as it queued
+/// behind a backlog; keep what you decoded instead when keeping many for
+/// long.
 ///
 /// ```
 /// use jsonrpc_stdio::message::{Message, Notification};
@@ -212,31 +215,60 @@ pub struct Request {
 /// ```
 #[derive(Clone)]
 pub struct Notification {
-    /// UTF-8: the method's text (unescaped), a slice of the frame when it
-    /// had no escapes.
-    method: Bytes,
-    /// UTF-8 JSON text of exactly one value, checked when it was read;
-    /// `None` when the member was absent.
-    params: Option<Bytes>,
+    /// UTF-8 text that holds the method (unescaped) and the params: the
+    /// frame, or a buffer of the notification's own. One buffer, so a
+    /// clone or a drop counts one reference, not two.
+    text: Bytes,
+    method: Range<usize>,
+    /// JSON text of exactly one value, checked when it was read; `None`
+    /// when the member was absent.
+    params: Option<Range<usize>>,
 }
 
 impl Notification {
     /// A notification of `method` with `params` (`None`: no `params`
     /// member), e.g. to test a consumer or forward one.
     pub fn new(method: impl Into<String>, params: Option<Value>) -> Self {
+        // A `Value` always serializes.
+        let params = params.map(|p| p.to_string());
+        Notification::own(&method.into(), params.as_deref())
+    }
+
+    /// A notification in a buffer of its own.
+    fn own(method: &str, params: Option<&str>) -> Self {
+        let mut text = BytesMut::with_capacity(method.len() + params.map_or(0, str::len));
+        text.extend_from_slice(method.as_bytes());
+        if let Some(params) = params {
+            text.extend_from_slice(params.as_bytes());
+        }
         Notification {
-            method: Bytes::from(method.into()),
-            // A `Value` always serializes.
-            params: params.map(|p| {
-                Bytes::from(serde_json::to_vec(&p).expect("a JSON value always serializes"))
-            }),
+            text: text.freeze(),
+            method: 0..method.len(),
+            params: params.map(|p| method.len()..method.len() + p.len()),
+        }
+    }
+
+    /// A notification whose method and params lie in `frame`, its text.
+    fn in_frame(frame: &Bytes, method: &str, params: Option<&str>) -> Self {
+        let offset = |part: &str| {
+            let start = part.as_ptr() as usize - frame.as_ptr() as usize;
+            start..start + part.len()
+        };
+        Notification {
+            text: frame.clone(),
+            method: offset(method),
+            params: params.map(offset),
         }
     }
 
     /// The method, e.g. `turn/completed`.
     pub fn method(&self) -> &str {
         // Short: checking it again is cheaper than carrying a `String`.
-        std::str::from_utf8(&self.method).expect("a method is read as a str")
+        std::str::from_utf8(&self.text[self.method.clone()]).expect("a method is read as a str")
+    }
+
+    fn params_slice(&self) -> Option<&[u8]> {
+        self.params.clone().map(|range| &self.text[range])
     }
 
     /// Decodes the params into `T`, which may borrow from them (`&str`
@@ -248,44 +280,26 @@ impl Notification {
     /// range for the type (or for an `f64`, in a `Value`), or a `Value`
     /// nested deeper than serde_json's limit of 128.
     pub fn params<'a, T: Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
-        match &self.params {
-            Some(params) => serde_json::from_slice(params),
-            None => serde_json::from_slice(b"null"),
-        }
+        serde_json::from_slice(self.params_slice().unwrap_or(b"null"))
     }
 
     /// The params as the JSON text the server wrote (whitespace included),
     /// or `None` when the member was absent.
     pub fn params_json(&self) -> Option<&str> {
-        self.params
-            .as_ref()
+        self.params_slice()
             .map(|p| std::str::from_utf8(p).expect("params are read as a str"))
     }
 
-    /// The params' JSON text as bytes shared with the frame (cloning them
-    /// copies nothing), or `None` when the member was absent.
-    pub fn params_bytes(&self) -> Option<&Bytes> {
-        self.params.as_ref()
+    /// The params' JSON text as bytes shared with the buffer they were read
+    /// into (no copy), or `None` when the member was absent.
+    pub fn params_bytes(&self) -> Option<Bytes> {
+        self.params.clone().map(|range| self.text.slice(range))
     }
-}
 
-impl Notification {
     /// The same notification in a buffer of its own, so that it no longer
     /// keeps the (larger) buffer it was read into.
     pub(crate) fn detached(self) -> Notification {
-        let method_len = self.method.len();
-        let mut own =
-            BytesMut::with_capacity(method_len + self.params.as_ref().map_or(0, Bytes::len));
-        own.extend_from_slice(&self.method);
-        if let Some(params) = &self.params {
-            own.extend_from_slice(params);
-        }
-        let mut params = own.freeze();
-        let method = params.split_to(method_len);
-        Notification {
-            method,
-            params: self.params.is_some().then_some(params),
-        }
+        Notification::own(self.method(), self.params_json())
     }
 }
 
@@ -294,8 +308,8 @@ impl Notification {
 /// `{"a":1.0}`, nor the same members in another order.
 impl PartialEq for Notification {
     fn eq(&self, other: &Self) -> bool {
-        self.method == other.method
-            && match (&self.params, &other.params) {
+        self.method() == other.method()
+            && match (self.params_slice(), other.params_slice()) {
                 (Some(a), Some(b)) => same_json_tokens(a, b),
                 (None, None) => true,
                 _ => false,
@@ -552,6 +566,7 @@ pub(crate) fn read_object(text: &str, frame: Option<&Bytes>) -> Result<Incoming,
         Some(frame) => frame.slice_ref(part.as_bytes()),
         None => Bytes::copy_from_slice(part.as_bytes()),
     };
+    debug_assert!(frame.map_or(true, |frame| frame.as_ptr() == text.as_ptr()));
     let wire: Wire<'_> = serde_json::from_str(text).map_err(|e| {
         if e.is_data() {
             ShapeError::NoShape("not an object of JSON-RPC members")
@@ -577,13 +592,16 @@ pub(crate) fn read_object(text: &str, frame: Option<&Bytes>) -> Result<Incoming,
                 params,
             }))
         }
-        (Some(method), None) => Ok(Incoming::Notification(Notification {
-            method: match method {
-                Cow::Borrowed(method) => share(method),
-                Cow::Owned(method) => Bytes::from(method),
-            },
-            params: wire.params.map(|params| share(params.get())),
-        })),
+        (Some(method), None) => {
+            let params = wire.params.map(RawValue::get);
+            Ok(Incoming::Notification(match (frame, method) {
+                (Some(frame), Cow::Borrowed(method)) => {
+                    Notification::in_frame(frame, method, params)
+                }
+                // Unescaped, the method is no longer in the frame.
+                (_, method) => Notification::own(&method, params),
+            }))
+        }
         (None, id) => {
             let id = match id {
                 Some(id) => id.into_request_id()?,
@@ -1054,8 +1072,8 @@ mod tests {
         };
         assert_eq!(n.method(), "turn/started");
         assert_eq!(n.params_json(), Some(r#"{"a" : [1, 2.50], "s":"x y"}"#));
-        assert!(within(n.params_bytes().unwrap(), &bytes));
-        assert!(within(n.method.as_ref(), &bytes));
+        assert!(within(&n.params_bytes().unwrap(), &bytes));
+        assert!(within(n.method().as_bytes(), &bytes));
         assert_eq!(
             n.params::<Value>().unwrap(),
             json!({"a": [1, 2.5], "s": "x y"})
@@ -1067,8 +1085,8 @@ mod tests {
             n.params_bytes().unwrap().as_ptr()
         );
         let detached = n.clone().detached();
-        assert!(!within(detached.params_bytes().unwrap(), &bytes));
-        assert!(!within(detached.method.as_ref(), &bytes));
+        assert!(!within(&detached.params_bytes().unwrap(), &bytes));
+        assert!(!within(detached.method().as_bytes(), &bytes));
         assert_eq!(detached, n);
         assert_eq!(format!("{detached:?}"), format!("{n:?}"));
         // Equal whatever the whitespace between tokens; not otherwise.

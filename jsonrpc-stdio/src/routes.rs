@@ -55,6 +55,13 @@ impl Filter {
     }
 }
 
+/// How many notifications a subscriber's queue holds that share the read
+/// buffer (32 KiB) their frame is in. One behind them is copied into a
+/// buffer of its own as it is queued: a subscriber that keeps up copies
+/// nothing, and one that lags keeps at most this many read buffers alive,
+/// not one per notification in its backlog.
+const SHARED_BACKLOG: usize = 256;
+
 /// A bounded queue written by the reader without waiting and read by one
 /// consumer. Overflow turns into a lag marker instead of blocking: the
 /// marker takes the place of the lost items, after the backlog that was
@@ -103,12 +110,20 @@ impl<T> Queue<T> {
         })
     }
 
-    pub(crate) fn offer(&self, item: T) -> Offer<T> {
+    /// Queues `item`, or counts it lost when the queue is full. An item
+    /// queued behind [`SHARED_BACKLOG`] others goes through `backlogged`
+    /// first.
+    pub(crate) fn offer(&self, item: T, backlogged: impl FnOnce(T) -> T) -> Offer<T> {
         let mut st = crate::lock(&self.state);
         if self.abandoned.load(Ordering::Relaxed) {
             return Offer::Abandoned(item);
         }
         let offer = if st.items.len() < self.capacity {
+            let item = if st.items.len() >= SHARED_BACKLOG {
+                backlogged(item)
+            } else {
+                item
+            };
             st.items.push_back(Slot::Item(item));
             Offer::Queued
         } else {
@@ -199,7 +214,7 @@ impl Routes {
         };
         let mut offer = |queue: &Queue<Notification>, n| {
             delivery.matched += 1;
-            if let Offer::Dropped = queue.offer(n) {
+            if let Offer::Dropped = queue.offer(n, Notification::detached) {
                 delivery.dropped += 1;
             }
         };
@@ -435,5 +450,24 @@ impl fmt::Debug for IncomingRequest {
             .field("id", &self.request.id)
             .field("method", &self.request.method)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_is_queued_behind_the_shared_backlog_goes_through_backlogged() {
+        let queue = Queue::<usize>::new(SHARED_BACKLOG + 2);
+        let mut copied = Vec::new();
+        for i in 0..SHARED_BACKLOG + 3 {
+            queue.offer(i, |i| {
+                copied.push(i);
+                i
+            });
+        }
+        // The last one found the queue full: dropped, never copied.
+        assert_eq!(copied, [SHARED_BACKLOG, SHARED_BACKLOG + 1]);
     }
 }

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use jsonrpc_stdio::{CancelNotification, Client, CloseReason, Error, ErrorCode, Filter, RequestId};
+use jsonrpc_stdio::{
+    CancelNotification, Client, CloseReason, Error, ErrorCode, Filter, Framing, RequestId,
+};
 use serde_json::{json, Value};
 use tokio::io::{
     AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf,
@@ -143,6 +145,26 @@ async fn bad_lines_are_skipped_counted_and_the_connection_goes_on() {
     assert_eq!(stats.unparsable, 4, "{stats:?}");
     assert_eq!(stats.unknown_responses, 2, "{stats:?}");
     assert!(!client.is_closed());
+}
+
+#[tokio::test]
+async fn a_content_length_body_of_invalid_utf8_is_a_bad_frame_too() {
+    let (client, mut server) = pair(Client::builder().framing(Framing::ContentLength));
+    let mut notes = client.subscribe(Filter::All);
+    let mut wire = Vec::new();
+    for body in [
+        &b"{\"method\":\"a\",\"params\":\"\xff\xfe\"}"[..],
+        b"{\"method\":\"b\",\"params\":[1, 2]}",
+    ] {
+        wire.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        wire.extend_from_slice(body);
+    }
+    server.send(&wire).await;
+    let n = notes.next().await.unwrap().unwrap();
+    assert_eq!(n.method(), "b");
+    assert_eq!(n.params_json(), Some("[1, 2]"));
+    let stats = client.stats();
+    assert_eq!((stats.bad_frames, stats.unparsable), (1, 0), "{stats:?}");
 }
 
 #[tokio::test]
