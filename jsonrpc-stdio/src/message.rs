@@ -267,6 +267,11 @@ impl Notification {
         std::str::from_utf8(&self.text[self.method.clone()]).expect("a method is read as a str")
     }
 
+    /// The method's bytes, unchecked: what subscribers are matched by.
+    pub(crate) fn method_bytes(&self) -> &[u8] {
+        &self.text[self.method.clone()]
+    }
+
     fn params_slice(&self) -> Option<&[u8]> {
         self.params.clone().map(|range| &self.text[range])
     }

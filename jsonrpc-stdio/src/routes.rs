@@ -47,10 +47,17 @@ impl Filter {
     }
 
     pub(crate) fn matches(&self, method: &str) -> bool {
+        self.matches_bytes(method.as_bytes())
+    }
+
+    /// As [`matches`](Self::matches), on a method's bytes: a notification's
+    /// method is matched against every subscriber without being checked as
+    /// UTF-8 again for each.
+    pub(crate) fn matches_bytes(&self, method: &[u8]) -> bool {
         match self {
             Filter::All => true,
-            Filter::Method(m) => m == method,
-            Filter::Prefix(p) => method.starts_with(p.as_str()),
+            Filter::Method(m) => m.as_bytes() == method,
+            Filter::Prefix(p) => method.starts_with(p.as_bytes()),
         }
     }
 }
@@ -208,7 +215,7 @@ impl Routes {
         let Some(last) = self
             .subscribers
             .iter()
-            .rposition(|(f, _)| f.matches(n.method()))
+            .rposition(|(f, _)| f.matches_bytes(n.method_bytes()))
         else {
             return delivery;
         };
@@ -219,7 +226,7 @@ impl Routes {
             }
         };
         for (filter, queue) in &self.subscribers[..last] {
-            if filter.matches(n.method()) {
+            if filter.matches_bytes(n.method_bytes()) {
                 offer(queue, n.clone());
             }
         }
