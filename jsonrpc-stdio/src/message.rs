@@ -561,12 +561,79 @@ impl From<Message> for Incoming {
     }
 }
 
+/// The two envelopes most frames are, member for member as servers write
+/// them (`"jsonrpc"` optional: codex omits it): a notification
+/// `{"jsonrpc":"2.0","method":"M","params":P}` with an unescaped method,
+/// and a response `{"jsonrpc":"2.0","id":N,"result":R}` with a plain
+/// integer id. Matched by their bytes, so that serde_json reads only the
+/// params or result (checked as one JSON value, and kept as text); the
+/// envelope read through [`Wire`] cost as much again. Anything else, or any
+/// doubt, is `None`, and [`read_object`] reads it through [`Wire`], which
+/// classifies these two the same (unit-tested).
+fn read_plain(text: &str, frame: Option<&Bytes>) -> Option<Incoming> {
+    let members = text.trim_ascii().strip_prefix('{')?.strip_suffix('}')?;
+    let members = members
+        .strip_prefix(r#""jsonrpc":"2.0","#)
+        .unwrap_or(members);
+    if let Some(rest) = members.strip_prefix(r#""method":""#) {
+        let (method, rest) = rest.split_once('"')?;
+        // An escape (or a raw control character, which is no JSON) leaves
+        // it to serde_json.
+        if method.bytes().any(|b| b == b'\\' || b < 0x20) {
+            return None;
+        }
+        let params = rest.strip_prefix(r#","params":"#)?;
+        // Exactly one value: anything after it (another member) fails.
+        let params = serde_json::from_str::<&RawValue>(params).ok()?.get();
+        return Some(Incoming::Notification(match frame {
+            Some(frame) => Notification::in_frame(frame, method, Some(params)),
+            None => Notification::own(method, Some(params)),
+        }));
+    }
+    let rest = members.strip_prefix(r#""id":"#)?;
+    let (id, rest) = rest.split_once(',')?;
+    let id = plain_integer(id)?;
+    let result = rest.strip_prefix(r#""result":"#)?;
+    let result = serde_json::from_str::<&RawValue>(result).ok()?.get();
+    let result = match frame {
+        Some(frame) => frame.slice_ref(result.as_bytes()),
+        None => Bytes::copy_from_slice(result.as_bytes()),
+    };
+    Some(Incoming::Response {
+        id: Some(RequestId::from(id)),
+        result: Ok(RawResult(result)),
+    })
+}
+
+/// An id that is plainly an `i64`: `0`, or up to 18 digits not starting
+/// with `0`, maybe negative. serde_json reads `-0` as a float, so not that.
+fn plain_integer(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let plain = digits == "0" && digits.len() == text.len()
+        || (1..=18).contains(&digits.len())
+            && !digits.starts_with('0')
+            && digits.bytes().all(|b| b.is_ascii_digit());
+    if plain {
+        text.parse().ok()
+    } else {
+        None
+    }
+}
+
 /// Classifies the JSON object `text` by its members, in one pass over it.
 /// What the message keeps of it (a response's result, a notification's
 /// method and params) is sliced from `frame`, which `text` must lie in
 /// (it is the frame, checked as UTF-8), or copied when there is no frame.
 /// The one classifier: [`Message::parse`] goes through it too.
 pub(crate) fn read_object(text: &str, frame: Option<&Bytes>) -> Result<Incoming, ShapeError> {
+    match read_plain(text, frame) {
+        Some(incoming) => Ok(incoming),
+        None => read_wire(text, frame),
+    }
+}
+
+/// [`read_object`] for any object, through [`Wire`].
+fn read_wire(text: &str, frame: Option<&Bytes>) -> Result<Incoming, ShapeError> {
     let share = |part: &str| match frame {
         Some(frame) => frame.slice_ref(part.as_bytes()),
         None => Bytes::copy_from_slice(part.as_bytes()),
@@ -1017,6 +1084,74 @@ mod tests {
                 (Err(e), Err(want)) => assert_eq!(e, want),
                 (got, want) => panic!("{frame}: {got:?} vs {want:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_plain_envelopes_read_by_their_bytes_agree_with_the_struct() {
+        let plain = [
+            r#"{"jsonrpc":"2.0","method":"echo/event","params":{"data":"x\"}","n":1}}"#,
+            r#"{"method":"a/b","params":[1, 2] }"#,
+            " {\"method\":\"\u{e9}\",\"params\":null}\r\t",
+            r#"{"jsonrpc":"2.0","id":0,"result":null}"#,
+            r#"{"id":-5,"result":{"a":"}"}}"#,
+            r#"{"jsonrpc":"2.0","id":123456789012345678,"result":"s"}"#,
+        ];
+        for frame in plain {
+            let bytes = Bytes::copy_from_slice(frame.as_bytes());
+            let text = std::str::from_utf8(&bytes).unwrap();
+            let fast = read_plain(text, Some(&bytes)).expect(frame);
+            let slow = read_wire(text, Some(&bytes)).expect(frame);
+            match (fast, slow) {
+                (Incoming::Notification(fast), Incoming::Notification(slow)) => {
+                    assert_eq!(fast.method(), slow.method(), "{frame}");
+                    assert_eq!(fast.params_json(), slow.params_json(), "{frame}");
+                    assert!(within(&fast.params_bytes().unwrap(), &bytes));
+                }
+                (
+                    Incoming::Response {
+                        id: Some(fast_id),
+                        result: Ok(fast),
+                    },
+                    Incoming::Response {
+                        id: Some(slow_id),
+                        result: Ok(slow),
+                    },
+                ) => {
+                    assert_eq!(fast_id, slow_id, "{frame}");
+                    assert_eq!(fast, slow, "{frame}");
+                    assert!(within(fast.as_bytes(), &bytes));
+                }
+                _ => panic!("{frame}: classified otherwise"),
+            }
+            // Without a frame to share, the same message.
+            assert_eq!(
+                read_plain(text, None).unwrap().into_message(),
+                read_wire(text, None).unwrap().into_message(),
+                "{frame}"
+            );
+        }
+        // Anything else, or any doubt, is left to the struct.
+        let others = [
+            r#"{"method":"a\/b","params":1}"#,
+            "{\"method\":\"a\u{1}\",\"params\":1}",
+            r#"{"jsonrpc":"2.0","method":"m","params":1,"id":3}"#,
+            r#"{"method":"m","params":1,"params":2}"#,
+            r#"{"method":"m","params":{}"#,
+            r#"{"jsonrpc":"2.0","method":"m"}"#,
+            r#"{"jsonrpc":"2.0","method":"m","params":tru}"#,
+            r#"{"id":-0,"result":1}"#,
+            r#"{"id":01,"result":1}"#,
+            r#"{"id":-,"result":1}"#,
+            r#"{"id":1234567890123456789,"result":1}"#,
+            r#"{"id":1,"result":1,"error":{"code":1,"message":""}}"#,
+            r#"{"id":1,"result":1}}"#,
+            r#"{"id":"1","result":1}"#,
+            r#"{"id": 1,"result":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":""}}"#,
+        ];
+        for frame in others {
+            assert!(read_plain(frame, None).is_none(), "{frame}");
         }
     }
 
