@@ -198,9 +198,10 @@ pub(crate) async fn read<R: AsyncRead>(
     }
 }
 
-/// How much the reader asks of each `read`: a burst of small messages
-/// (responses at 64 in flight, notifications) arrives in a few reads, where
-/// `FramedRead`'s 8 KiB, topped up a byte at a time, took many.
+/// How much room the reader leaves for each `read`: a burst of small
+/// messages (responses at 64 in flight, notifications) arrives in a few
+/// reads, where `FramedRead`'s 8 KiB buffer, which it only ensures has room
+/// for one more byte, often took a read for a few hundred.
 const READ_CHUNK: usize = 32 * 1024;
 
 /// Frames handled between two yields of the reader (tokio's cooperative

@@ -620,10 +620,11 @@ fn plain_integer(text: &str) -> Option<i64> {
     }
 }
 
-/// Classifies the JSON object `text` by its members, in one pass over it.
-/// What the message keeps of it (a response's result, a notification's
-/// method and params) is sliced from `frame`, which `text` must lie in
-/// (it is the frame, checked as UTF-8), or copied when there is no frame.
+/// Classifies the JSON object `text` by its members, in one pass over it
+/// (by its bytes for the common envelopes, [`read_plain`], else through
+/// [`Wire`]). What the message keeps of it (a response's result, a
+/// notification's method and params) is sliced from `frame`, which `text`
+/// must be (the frame, checked as UTF-8), or copied when there is no frame.
 /// The one classifier: [`Message::parse`] goes through it too.
 pub(crate) fn read_object(text: &str, frame: Option<&Bytes>) -> Result<Incoming, ShapeError> {
     match read_plain(text, frame) {
