@@ -277,8 +277,10 @@ impl Notification {
     }
 
     /// Decodes the params into `T`, which may borrow from them (`&str`
-    /// fields, `&RawValue`). Absent params read as `null`: so `Option<T>`
-    /// and `Value` accept them, a struct does not.
+    /// fields, `&RawValue`; as with any serde_json input, a `&str` cannot
+    /// borrow a string with escapes: `Cow<str>` can, copying only those).
+    /// Absent params read as `null`: so `Option<T>` and `Value` accept
+    /// them, a struct does not.
     ///
     /// The params were checked as JSON when the frame was read, but
     /// decoding can still fail: a type that does not fit, a number out of
