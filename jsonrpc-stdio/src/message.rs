@@ -278,7 +278,8 @@ impl Notification {
 
     /// Decodes the params into `T`, which may borrow from them (`&str`
     /// fields, `&RawValue`; as with any serde_json input, a `&str` cannot
-    /// borrow a string with escapes: `Cow<str>` can, copying only those).
+    /// borrow a string with escapes: a `#[serde(borrow)] Cow<str>` can,
+    /// copying only those).
     /// Absent params read as `null`: so `Option<T>` and `Value` accept
     /// them, a struct does not.
     ///
