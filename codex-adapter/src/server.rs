@@ -369,13 +369,24 @@ async fn route_messages(
             biased;
             note = notes.next(), if notes_open => match note {
                 Some(Ok(n)) => {
-                    let params = n.params.unwrap_or(Value::Null);
-                    let thread = crate::decode::route_of(&n.method, &params).thread_id.map(str::to_owned);
+                    // Decoded once, here: routing and the turn's decoder
+                    // both read the `Value`. Absent params read as `null`.
+                    // Params no `Value` can hold (nested deeper than 128)
+                    // are skipped, as the connection itself once did.
+                    let params: Value = match n.params() {
+                        Ok(params) => params,
+                        Err(error) => {
+                            tracing::warn!(method = n.method(), %error, "skipping a notification whose params cannot be read");
+                            continue;
+                        }
+                    };
+                    let method = n.method();
+                    let thread = crate::decode::route_of(method, &params).thread_id.map(str::to_owned);
                     let (Some(thread), Some(routes)) = (thread, routes.upgrade()) else { continue };
                     let mut table = routes.lock().expect("routes");
                     if let Some(inbox) = table.inboxes.get_mut(&thread) {
-                        let droppable = is_progress(&n.method);
-                        if inbox.offer(Routed::Note(n.method, params), droppable).is_err() {
+                        let droppable = is_progress(method);
+                        if inbox.offer(Routed::Note(method.to_owned(), params), droppable).is_err() {
                             table.inboxes.remove(&thread);
                         }
                     }

@@ -123,7 +123,7 @@ async fn answer_server_requests(
 fn drain_queued(sub: &mut Subscription) -> Vec<Value> {
     let mut out = Vec::new();
     while let Some(Some(Ok(n))) = sub.next().now_or_never() {
-        out.push(n.params.unwrap_or(Value::Null));
+        out.push(n.params().unwrap_or(Value::Null));
     }
     out
 }

@@ -9,19 +9,19 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
-use tokio::io::AsyncRead;
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
 
 use crate::connection::{Answer, Connection};
 use crate::error::CloseReason;
 use crate::framing::{BadFrame, Frame, FrameCodec};
 use crate::lock;
 use crate::message::{
-    encode_response, parse_response, ErrorCode, ErrorObject, Message, RawResult, Response,
+    encode_response, read_object, ErrorCode, ErrorObject, Incoming, Message, Notification,
 };
 use crate::process::{Exit, ExitWatch};
 use crate::routes::IncomingRequest;
@@ -71,8 +71,10 @@ pub(crate) async fn read<R: AsyncRead>(
     write_failed: oneshot::Receiver<io::Error>,
 ) {
     let config = &connection.config;
-    let codec = FrameCodec::new(config.framing, config.max_frame_length);
-    let mut frames = std::pin::pin!(FramedRead::new(reader, codec));
+    let mut codec = FrameCodec::new(config.framing, config.max_frame_length);
+    let mut reader = std::pin::pin!(reader);
+    let mut buf = BytesMut::new();
+    let mut since_yield = 0;
     // The pipe, and with it the sender, is dropped as the connection dies,
     // maybe before the reader sees the death: a sender gone unsent says
     // nothing, and must not end the loop, nor be polled again once done.
@@ -93,22 +95,40 @@ pub(crate) async fn read<R: AsyncRead>(
         let mut exited = std::pin::pin!(wait_exit(&mut process));
         let mut shutdown = std::pin::pin!(connection.shutdown.cancelled());
         loop {
+            // Every frame already read, in one go: one wake-up and one pass
+            // of the `select!` below per read, not per frame.
+            while let Some(frame) = decode(&mut codec, &mut buf) {
+                handle_frame(&connection, frame);
+                // A long burst yields now and then, so that the callers and
+                // subscribers it woke run meanwhile. Otherwise a subscriber
+                // waiting in this worker's (unstealable) LIFO slot waits out
+                // the whole burst, and lags.
+                since_yield += 1;
+                if since_yield == FRAMES_PER_YIELD {
+                    since_yield = 0;
+                    tokio::task::yield_now().await;
+                }
+            }
+            // Room for a whole read: `reserve` copies at most the partial
+            // frame at the end, into a new buffer if frames handed out still
+            // share this one.
+            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+                buf.reserve(READ_CHUNK);
+            }
             tokio::select! {
                 // Frames first: whatever the server wrote before dying is
                 // delivered before its death is declared.
                 biased;
-                frame = frames.next() => match frame {
-                    Some(Ok(frame)) => {
-                        handle_frame(&connection, frame);
-                        // A frame spends a unit of tokio's cooperative budget,
-                        // so a long burst yields now and then and the callers
-                        // and subscribers it woke run meanwhile. Otherwise a
-                        // subscriber waiting in this worker's (unstealable)
-                        // LIFO slot waits out the whole burst, and lags.
-                        tokio::task::consume_budget().await;
+                read = reader.read_buf(&mut buf) => match read {
+                    Ok(0) => {
+                        // The end: what is left is the last frames.
+                        while let Some(frame) = decode_eof(&mut codec, &mut buf) {
+                            handle_frame(&connection, frame);
+                        }
+                        break End::Eof;
                     }
-                    Some(Err(e)) => break End::ReadFailed(e),
-                    None => break End::Eof,
+                    Ok(_) => {}
+                    Err(e) => break End::ReadFailed(e),
                 },
                 status = &mut exited, if exit.is_none() && has_process => {
                     exit = Some(status);
@@ -166,15 +186,41 @@ pub(crate) async fn read<R: AsyncRead>(
     // blocks writing to it while it is being closed.
     if exit.is_none() && process.is_some() {
         let mut output_open = true;
+        let mut discard = [0; 8192];
         loop {
             tokio::select! {
                 _ = wait_exit(&mut process) => break,
-                frame = frames.next(), if output_open => {
-                    output_open = matches!(frame, Some(Ok(_)));
+                read = reader.read(&mut discard), if output_open => {
+                    output_open = matches!(read, Ok(n) if n > 0);
                 }
             }
         }
     }
+}
+
+/// How much room the reader leaves for each `read`: a burst of small
+/// messages (responses at 64 in flight, notifications) arrives in a few
+/// reads, where `FramedRead`'s 8 KiB buffer, which it only ensures has room
+/// for one more byte, often took a read for a few hundred.
+const READ_CHUNK: usize = 32 * 1024;
+
+/// Frames handled between two yields of the reader. Yielding lets the
+/// callers those frames answered send their next requests before the rest
+/// of the burst is routed, so the server works on them meanwhile instead of
+/// waiting for the whole burst: at 64 in flight, 100 B, raw, requests/s
+/// went from 0.42x the floor's (yielding every 128 frames) to 0.57-0.66x.
+/// Fewer frames between yields cost more writes and wake-ups than they
+/// overlap (every 16: ~0.56x).
+const FRAMES_PER_YIELD: u32 = 32;
+
+/// The next frame in `buf`. The codecs never fail: a bad frame is a frame.
+fn decode(codec: &mut FrameCodec, buf: &mut BytesMut) -> Option<Frame> {
+    codec.decode(buf).unwrap_or(None)
+}
+
+/// The next frame in `buf`, the last of the stream.
+fn decode_eof(codec: &mut FrameCodec, buf: &mut BytesMut) -> Option<Frame> {
+    codec.decode_eof(buf).unwrap_or(None)
 }
 
 async fn wait_exit(process: &mut Option<Process>) -> Exit {
@@ -202,34 +248,38 @@ fn handle_frame(connection: &Arc<Connection>, frame: Frame) {
             return;
         }
     };
-    tracing::trace!(frame = %String::from_utf8_lossy(&bytes), "frame from server");
-    // The common case, a response, without building a `Value`: its result
-    // stays in the frame's bytes until its caller decodes it.
-    if let Some((id, result)) = parse_response(&bytes) {
-        if !connection.resolve(&id, Answer::Response(result)) {
-            tracing::debug!(%id, "response to no pending request (late, duplicate or unknown id)");
-        }
+    // The one UTF-8 check of a frame (the codecs make none): the parser
+    // reads the `str`, and checks neither a key nor a result again.
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(bad = %BadFrame::InvalidUtf8, "skipping bad frame from server");
         return;
-    }
-    // One message, without the batch's `Vec`.
-    if bytes.trim_ascii_start().first() != Some(&b'[') {
-        match Message::parse_one(&bytes) {
-            Ok(message) => route(connection, message),
-            Err(e) => unparsable(connection, &bytes, &e),
-        }
-        return;
-    }
-    let messages = match Message::parse(&bytes) {
-        Ok(messages) => messages,
-        Err(e) => {
-            unparsable(connection, &bytes, &e);
-            return;
-        }
     };
-    for message in messages {
-        match message {
-            Ok(message) => route(connection, message),
+    tracing::trace!(frame = text, "frame from server");
+    match text.trim_ascii_start().as_bytes().first() {
+        // One message (the common case), read in one pass without building
+        // a `Value`: a response's result and a notification's params stay
+        // bytes until their receiver decodes them.
+        Some(b'{') => match read_object(text, Some(&bytes)) {
+            Ok(incoming) => route(connection, incoming),
             Err(e) => unparsable(connection, &bytes, &e),
+        },
+        Some(b'[') => match Message::parse(&bytes) {
+            Ok(messages) => {
+                for message in messages {
+                    match message {
+                        Ok(message) => route(connection, message.into()),
+                        Err(e) => unparsable(connection, &bytes, &e),
+                    }
+                }
+            }
+            Err(e) => unparsable(connection, &bytes, &e),
+        },
+        // Not an object: `parse_one` says what is wrong with it.
+        _ => {
+            if let Err(e) = Message::parse_one(&bytes) {
+                unparsable(connection, &bytes, &e);
+            }
         }
     }
 }
@@ -240,42 +290,44 @@ fn unparsable(connection: &Connection, bytes: &[u8], error: &dyn std::fmt::Displ
     tracing::warn!(%error, %preview, "skipping unparsable message from server");
 }
 
-fn route(connection: &Arc<Connection>, message: Message) {
+fn route(connection: &Arc<Connection>, message: Incoming) {
     let stats = &connection.stats;
     match message {
-        Message::Response(Response {
+        Incoming::Response {
             id: Some(id),
             result,
-        }) => {
-            let result = result.map(|value| RawResult::from_value(&value));
+        } => {
             if !connection.resolve(&id, Answer::Response(result)) {
                 tracing::debug!(%id, "response to no pending request (late, duplicate or unknown id)");
             }
         }
-        Message::Response(Response { id: None, result }) => {
+        Incoming::Response { id: None, result } => {
             stats.unknown_responses.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 ?result,
                 "server sent an error it could not attribute to a request"
             );
         }
-        Message::Notification(n) => {
-            let delivery = lock(&connection.routes).deliver(n);
-            if delivery.matched == 0 {
-                stats.unrouted_notifications.fetch_add(1, Ordering::Relaxed);
-            } else if delivery.dropped > 0 {
-                stats
-                    .lagged_notifications
-                    .fetch_add(delivery.dropped, Ordering::Relaxed);
-            }
-        }
-        Message::Request(request) => {
+        Incoming::Notification(n) => deliver(connection, n),
+        Incoming::Request(request) => {
             let incoming = IncomingRequest::new(request, connection.clone());
             let refused = lock(&connection.routes).dispatch(incoming);
             if let Err(incoming) = refused {
                 refuse(connection, incoming);
             }
         }
+    }
+}
+
+fn deliver(connection: &Connection, n: Notification) {
+    let stats = &connection.stats;
+    let delivery = lock(&connection.routes).deliver(n);
+    if delivery.matched == 0 {
+        stats.unrouted_notifications.fetch_add(1, Ordering::Relaxed);
+    } else if delivery.dropped > 0 {
+        stats
+            .lagged_notifications
+            .fetch_add(delivery.dropped, Ordering::Relaxed);
     }
 }
 

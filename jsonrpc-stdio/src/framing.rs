@@ -15,8 +15,9 @@
 //!
 //! In both, memory stays bounded by the configured maximum frame length (plus
 //! [`MAX_HEADER_LENGTH`] for headers): the decoder never buffers or reserves
-//! more than that, whatever a peer claims. A body is not checked for JSON or
-//! UTF-8 here; the message parser rejects what it cannot read.
+//! more than that, whatever a peer claims. A frame is not checked for JSON or
+//! UTF-8 here: the connection checks each frame as UTF-8 once (discarding
+//! one that is not as [`BadFrame::InvalidUtf8`]), then parses it.
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
@@ -65,8 +66,10 @@ pub enum Framing {
     /// as [`BadFrame::ResponseTooLong`] when its first (or last) bytes show a
     /// response and its id (see [`BadFrame::too_long`]), which happens as
     /// soon as its first bytes arrive when the id comes first; otherwise as
-    /// [`BadFrame::TooLong`]. A line of invalid UTF-8 is
-    /// [`BadFrame::InvalidUtf8`]. The last line needs no `\n`.
+    /// [`BadFrame::TooLong`]. A line is not checked for UTF-8 (nor JSON)
+    /// here: a line of invalid UTF-8 is a [`Frame::Message`], which the
+    /// connection discards as [`BadFrame::InvalidUtf8`]. A blank line is one
+    /// of ASCII whitespace only. The last line needs no `\n`.
     #[default]
     NewlineDelimited,
     /// LSP base-protocol framing: header lines `Name: value\r\n`, a blank line
@@ -176,7 +179,10 @@ pub enum BadFrame {
         /// The configured maximum.
         limit: usize,
     },
-    /// Not valid UTF-8 (newline-delimited framing only).
+    /// Not valid UTF-8. The codecs do not check it, and deliver such a frame
+    /// as a [`Frame::Message`]: the connection's reader, which checks every
+    /// frame of either framing once before parsing it, discards it as this
+    /// (logged and counted in `bad_frames`).
     #[error("frame is not valid UTF-8; discarded")]
     InvalidUtf8,
     /// A `Content-Length` header block that cannot be read; the input was
@@ -302,12 +308,15 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_reported_and_the_stream_goes_on() {
+    fn invalid_utf8_is_left_to_the_parser_and_the_stream_goes_on() {
         let mut c = FrameCodec::new(Framing::NewlineDelimited, 100);
         let frames = decode_all(&mut c, b"{\"a\":\"\xff\xfe\"}\n{\"b\":2}\n");
         assert_eq!(
             frames,
-            vec![Frame::Bad(BadFrame::InvalidUtf8), msg("{\"b\":2}")]
+            vec![
+                Frame::Message(Bytes::from_static(b"{\"a\":\"\xff\xfe\"}")),
+                msg("{\"b\":2}")
+            ]
         );
     }
 

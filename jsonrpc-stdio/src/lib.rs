@@ -11,7 +11,7 @@
 //! let mut events = client.subscribe(Filter::prefix("turn/"));
 //! let result = client.request("initialize", json!({"clientInfo": {"name": "demo", "version": "1"}})).await?;
 //! while let Some(event) = events.next().await {
-//!     println!("{}", event?.method);
+//!     println!("{}", event?.method());
 //! }
 //! # Ok(()) }
 //! ```
@@ -27,31 +27,35 @@
 //! | [`Builder`] (`builder`) | settings; [`spawn`](Builder::spawn) or [`connect`](Builder::connect) builds the connection and starts its two tasks |
 //! | `connection` | the state every task shares and the only verbs that change it — register, resolve, expire, abandon, die, send; the pending table (each entry holds its answer and its caller's waker: a request needs no channel), the deadlines and the first cause of death live under one lock |
 //! | [`Call`], [`RawCall`], [`TypedCall`], [`ResponseFuture`] (`call`) | what callers build, and the unboxed future they await: serialize, register and queue (waiting for room only when the queue is full), wait; dropped, it abandons its request and sends the [`CancelNotification`] |
-//! | `driver` | the reader task (route frames, watch the child's exit, decide the cause of death), the writer task, and the deadline sweeper (one timer per connection, not per request) |
+//! | `driver` | the reader task (read the child's stdout a large chunk at a time, route the frames decoded from it, letting the callers they answered run every 32 frames; watch the child's exit; decide the cause of death), the writer task, and the deadline sweeper (one timer per connection, not per request) |
 //! | `outbox` | the outgoing queue, bounded in bytes: requests wait for room, notifications are refused; it owns the pipe, which the writer task drains, or a caller whose request is alone in flight, when the pipe is free |
-//! | `routes` | subscriber queues and server→client request queues, bounded, never blocking the reader |
+//! | `routes` | subscriber queues and server→client request queues, bounded, never blocking the reader; a notification for several subscribers is cloned, sharing its bytes; one queued behind a backlog of 256 is copied out of the read buffer it shares |
 //! | [`ConnectionStats`] (`stats`) | counters of what the reader met, and what is in flight |
-//! | [`message`] | ids, error codes, and classifying a JSON value as request, notification or response |
-//! | [`framing`] | cutting frames out of the byte stream: newline-delimited JSON, or LSP-style `Content-Length` headers; bad frames are items, not errors; a frame too long to read still names the response it is |
+//! | [`message`] | ids, error codes, and classifying a frame as request, notification or response in one pass over its text, by borrowed members: a response's result and a notification's params stay bytes |
+//! | [`framing`] | cutting frames out of the byte stream: newline-delimited JSON, or LSP-style `Content-Length` headers; bad frames are items, not errors; a frame too long to read still names the response it is; no UTF-8 check (the reader checks each frame once) |
 //! | [`process`] | what to run ([`ServerCommand`]); `process::owner`, the one owner of a started server: spawn, watch the exit, signals, the `/proc` walks, reaping; helpers for a child subreaper |
 //! | `stderr` | drains the child's stderr and keeps a bounded tail for death reports |
 //! | [`Request`], [`Notification`] (`typed`) | typed methods in the spirit of `lsp-types` |
 //!
-//! The life of a message: the reader task pulls a [`framing::Frame`] from the
-//! child's stdout, [`Message::parse`] classifies it by its fields, and the
-//! reader routes it — a response to the caller waiting on that id, a
+//! The life of a message: the reader task cuts [`framing::Frame`]s out of
+//! what it read of the child's stdout, checks each as UTF-8 once, classifies
+//! it by its fields (as [`Message::parse`] does, in one pass, building no
+//! `Value`), and routes it — a response to the caller waiting on that id, a
 //! notification into each matching subscriber's queue, a server request to the
 //! first matching request stream (or an error reply when none matches). The
 //! reader never waits on a consumer, so one slow subscriber cannot stall the
 //! rest. A response's result reaches its caller as bytes (a
 //! [`RawResult`]): the caller decodes it, into its own type with
 //! [`Client::call`], a `Value` with [`Client::request`], or not at all with
-//! [`Client::request_raw`]. Outgoing messages are serialized by the caller
-//! and copied, framed, into the queue's one buffer; the writer task writes
-//! them, a burst at a time, except that a request alone in flight is written
-//! by its caller when the pipe is free (saving the writer's wake-up, most of
-//! a sequential round trip on a multi-thread runtime). A write error on
-//! either path ends the connection with its cause, as any other death.
+//! [`Client::request_raw`]. A notification's params, likewise, stay bytes of
+//! the frame (shared by the subscribers it goes to) until the subscriber
+//! reads them ([`message::Notification::params`]). Outgoing messages are
+//! serialized by the caller and copied, framed, into the queue's one buffer;
+//! the writer task writes them, a burst at a time, except that a request
+//! alone in flight is written by its caller when the pipe is free (saving
+//! the writer's wake-up, most of a sequential round trip on a multi-thread
+//! runtime). A write error on either path ends the connection with its
+//! cause, as any other death.
 //!
 //! # Liveness
 //!
@@ -84,8 +88,9 @@
 //! | blank line | skipped silently |
 //! | line longer than [`Builder::max_frame_length`] | discarded as it streams in (never buffered whole); `bad_frames`; if its first or last bytes show a response, its caller fails at once ([`Error::ResponseTooLarge`]) |
 //! | `Content-Length` body longer than the maximum | the same |
-//! | invalid UTF-8 | line discarded; `bad_frames` |
+//! | invalid UTF-8 | frame discarded (either framing); `bad_frames` |
 //! | malformed JSON, or JSON of no JSON-RPC shape | skipped; `unparsable` |
+//! | a notification whose params are JSON no `Value` holds (nested deeper than 128, a number beyond `f64`) | delivered: its params are kept as text; reading them as a `Value` fails |
 //! | a batch array | each element handled on its own; bad elements skipped |
 //! | missing `"jsonrpc"` member | accepted (codex omits it) |
 //! | response to an unknown, timed-out or already answered id | ignored; `unknown_responses` |

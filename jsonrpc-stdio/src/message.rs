@@ -5,9 +5,11 @@
 //! `result` and `error` it carries, never by the `jsonrpc` member. Everything
 //! this crate writes carries `"jsonrpc":"2.0"`.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -172,12 +174,197 @@ pub struct Request {
 }
 
 /// A notification: a method call that gets no response.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its params stay the JSON text they were on the wire, undecoded, until
+/// they are asked for: a server may send them by the hundred thousand a
+/// second, and each subscriber wants its own type (or only some of them).
+/// Read them as any type with [`params`](Self::params), as a [`Value`] with
+/// `params::<Value>()`, or as text with [`params_json`](Self::params_json).
+///
+/// Read by the connection, the method and params are slices of the frame
+/// they came in (shared, reference-counted bytes): a clone, one per matching
+/// subscriber, copies nothing. Holding a notification holds the read buffer
+/// its frame lies in (up to 32 KiB), unless it was copied out as it queued
+/// behind a backlog; keep what you decoded instead when keeping many for
+/// long.
+///
+/// ```
+/// use jsonrpc_stdio::message::{Message, Notification};
+/// use serde::Deserialize;
+/// use serde_json::{json, Value};
+///
+/// let frame = br#"{"method":"turn/started","params":{"turn":{"id":"t1"},"extra":[1,2]}}"#;
+/// let Ok(Message::Notification(n)) = Message::parse_one(frame) else { panic!() };
+/// assert_eq!(n.method(), "turn/started");
+///
+/// // Into a type of your own: only what it names is read.
+/// #[derive(Deserialize)]
+/// struct TurnStarted<'a> { #[serde(borrow)] turn: Turn<'a> }
+/// #[derive(Deserialize)]
+/// struct Turn<'a> { id: &'a str }
+/// assert_eq!(n.params::<TurnStarted>().unwrap().turn.id, "t1");
+///
+/// // Into a `Value`, or as the text the server wrote.
+/// assert_eq!(n.params::<Value>().unwrap()["extra"], json!([1, 2]));
+/// assert_eq!(n.params_json(), Some(r#"{"turn":{"id":"t1"},"extra":[1,2]}"#));
+///
+/// // Absent params read as `null`.
+/// let bare = Notification::new("initialized", None);
+/// assert_eq!(bare.params_json(), None);
+/// assert_eq!(bare.params::<Option<u32>>().unwrap(), None);
+/// ```
+#[derive(Clone)]
 pub struct Notification {
+    /// UTF-8 text that holds the method (unescaped) and the params: the
+    /// frame, or a buffer of the notification's own. One buffer, so a
+    /// clone or a drop counts one reference, not two.
+    text: Bytes,
+    method: Range<usize>,
+    /// JSON text of exactly one value, checked when it was read; `None`
+    /// when the member was absent.
+    params: Option<Range<usize>>,
+}
+
+impl Notification {
+    /// A notification of `method` with `params` (`None`: no `params`
+    /// member), e.g. to test a consumer or forward one.
+    pub fn new(method: impl Into<String>, params: Option<Value>) -> Self {
+        // A `Value` always serializes.
+        let params = params.map(|p| p.to_string());
+        Notification::own(&method.into(), params.as_deref())
+    }
+
+    /// A notification in a buffer of its own.
+    fn own(method: &str, params: Option<&str>) -> Self {
+        let mut text = BytesMut::with_capacity(method.len() + params.map_or(0, str::len));
+        text.extend_from_slice(method.as_bytes());
+        if let Some(params) = params {
+            text.extend_from_slice(params.as_bytes());
+        }
+        Notification {
+            text: text.freeze(),
+            method: 0..method.len(),
+            params: params.map(|p| method.len()..method.len() + p.len()),
+        }
+    }
+
+    /// A notification whose method and params lie in `frame`, its text.
+    fn in_frame(frame: &Bytes, method: &str, params: Option<&str>) -> Self {
+        let offset = |part: &str| {
+            let start = part.as_ptr() as usize - frame.as_ptr() as usize;
+            start..start + part.len()
+        };
+        Notification {
+            text: frame.clone(),
+            method: offset(method),
+            params: params.map(offset),
+        }
+    }
+
     /// The method, e.g. `turn/completed`.
-    pub method: String,
-    /// `None` when the member was absent.
-    pub params: Option<Value>,
+    pub fn method(&self) -> &str {
+        // Short: checking it again is cheaper than carrying a `String`.
+        std::str::from_utf8(&self.text[self.method.clone()]).expect("a method is read as a str")
+    }
+
+    /// The method's bytes, unchecked: what subscribers are matched by.
+    pub(crate) fn method_bytes(&self) -> &[u8] {
+        &self.text[self.method.clone()]
+    }
+
+    fn params_slice(&self) -> Option<&[u8]> {
+        self.params.clone().map(|range| &self.text[range])
+    }
+
+    /// Decodes the params into `T`, which may borrow from them (`&str`
+    /// fields, `&RawValue`; as with any serde_json input, a `&str` cannot
+    /// borrow a string with escapes: a `#[serde(borrow)] Cow<str>` can,
+    /// copying only those).
+    /// Absent params read as `null`: so `Option<T>` and `Value` accept
+    /// them, a struct does not.
+    ///
+    /// The params were checked as JSON when the frame was read, but
+    /// decoding can still fail: a type that does not fit, a number out of
+    /// range for the type (or for an `f64`, in a `Value`), or a `Value`
+    /// nested deeper than serde_json's limit of 128.
+    pub fn params<'a, T: Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
+        serde_json::from_slice(self.params_slice().unwrap_or(b"null"))
+    }
+
+    /// The params as the JSON text the server wrote (whitespace included),
+    /// or `None` when the member was absent.
+    pub fn params_json(&self) -> Option<&str> {
+        self.params_slice()
+            .map(|p| std::str::from_utf8(p).expect("params are read as a str"))
+    }
+
+    /// The params' JSON text as bytes shared with the buffer they were read
+    /// into (no copy), or `None` when the member was absent.
+    pub fn params_bytes(&self) -> Option<Bytes> {
+        self.params.clone().map(|range| self.text.slice(range))
+    }
+
+    /// The same notification in a buffer of its own, so that it no longer
+    /// keeps the (larger) buffer it was read into.
+    pub(crate) fn detached(self) -> Notification {
+        Notification::own(self.method(), self.params_json())
+    }
+}
+
+/// Equal when the methods are, and the params are the same JSON text but
+/// for whitespace between tokens: `{"a": 1}` equals `{"a":1}`, but not
+/// `{"a":1.0}`, nor the same members in another order.
+impl PartialEq for Notification {
+    fn eq(&self, other: &Self) -> bool {
+        self.method() == other.method()
+            && match (self.params_slice(), other.params_slice()) {
+                (Some(a), Some(b)) => same_json_tokens(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+impl fmt::Debug for Notification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notification")
+            .field("method", &self.method())
+            .field("params", &self.params_json().map(Json))
+            .finish()
+    }
+}
+
+/// Shows JSON text as itself, not as a quoted string.
+struct Json<'a>(&'a str);
+
+impl fmt::Debug for Json<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Whether two JSON texts are the same tokens, whitespace between them
+/// aside. Whitespace inside strings counts.
+fn same_json_tokens(a: &[u8], b: &[u8]) -> bool {
+    fn tokens(text: &[u8]) -> impl Iterator<Item = u8> + '_ {
+        let (mut in_string, mut escaped) = (false, false);
+        text.iter().copied().filter(move |&c| {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if c == b'\\' {
+                    escaped = true;
+                } else if c == b'"' {
+                    in_string = false;
+                }
+                true
+            } else {
+                in_string = c == b'"';
+                !matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+            }
+        })
+    }
+    a == b || tokens(a).eq(tokens(b))
 }
 
 /// A response to a request, successful or not.
@@ -217,37 +404,310 @@ pub enum ShapeError {
     EmptyBatch,
 }
 
-/// Every member a message may carry. `Option<Option<Value>>`-like handling
-/// (via [`present`]) tells `"result": null` (a valid result) from no `result`.
+/// Every member a message is told apart by, borrowed from its text: nothing
+/// is decoded before the kind of message is known, and a response's result
+/// or a notification's params never are. The `present_*` readers keep
+/// `"result": null` (a result) apart from no `result`, and `"id": null`
+/// apart from no `id`.
 #[derive(Deserialize)]
-struct Wire {
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Value>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    params: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    result: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<Value>,
+struct Wire<'a> {
+    #[serde(default, deserialize_with = "present_id")]
+    id: Option<WireId>,
+    /// A `null` method reads as absent.
+    #[serde(default, borrow, deserialize_with = "method_name")]
+    method: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    error: Option<&'a RawValue>,
 }
 
-/// Maps a present member to `Some`, even when its value is `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+fn present_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
-fn id_from(value: Value) -> Result<Option<RequestId>, ShapeError> {
-    match value {
-        Value::Null => Ok(None),
-        Value::Number(n) => n
-            .as_i64()
-            .map(|n| Some(RequestId::from(n)))
-            .ok_or(ShapeError::NoShape("id is not an integer")),
-        Value::String(s) => Ok(Some(RequestId::from(s))),
-        _ => Err(ShapeError::NoShape("id is neither a number nor a string")),
+fn present_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<WireId>, D::Error> {
+    WireId::deserialize(d).map(Some)
+}
+
+/// A method borrowed from the frame unless it has escapes; `null` is none.
+fn method_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Visitor;
+    impl<'de> de::Visitor<'de> for Visitor {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a method name")
+        }
+        fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(s)))
+        }
+        fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(s.to_owned())))
+        }
+        fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(s)))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
     }
+    d.deserialize_any(Visitor)
+}
+
+/// An id read in place, without a [`RawValue`] and a second parse.
+enum WireId {
+    Number(i64),
+    String(String),
+    Null,
+    /// A number that is no `i64`: a float such as `1e3` or `-0`, or too large.
+    NotInteger,
+    /// A boolean, array or object.
+    Other,
+}
+
+impl WireId {
+    /// The id, `None` for `null`, or why it is none.
+    fn into_request_id(self) -> Result<Option<RequestId>, ShapeError> {
+        match self {
+            WireId::Number(n) => Ok(Some(RequestId::from(n))),
+            WireId::String(s) => Ok(Some(RequestId::from(s))),
+            WireId::Null => Ok(None),
+            WireId::NotInteger => Err(ShapeError::NoShape("id is not an integer")),
+            WireId::Other => Err(ShapeError::NoShape("id is neither a number nor a string")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WireId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = WireId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<WireId, E> {
+                Ok(WireId::Number(n))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<WireId, E> {
+                Ok(i64::try_from(n).map_or(WireId::NotInteger, WireId::Number))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<WireId, E> {
+                Ok(WireId::NotInteger)
+            }
+            fn visit_str<E>(self, s: &str) -> Result<WireId, E> {
+                Ok(WireId::String(s.to_owned()))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<WireId, E> {
+                Ok(WireId::Other)
+            }
+            fn visit_unit<E>(self) -> Result<WireId, E> {
+                Ok(WireId::Null)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireId, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(WireId::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<WireId, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(WireId::Other)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A message as the reader routes it: a response's result and a
+/// notification's method and params still bytes of the frame.
+pub(crate) enum Incoming {
+    Request(Request),
+    Notification(Notification),
+    Response {
+        /// `None`: an error the server could not attribute (`"id": null`).
+        id: Option<RequestId>,
+        result: Result<RawResult, ErrorObject>,
+    },
+}
+
+impl Incoming {
+    fn into_message(self) -> Result<Message, ShapeError> {
+        Ok(match self {
+            Incoming::Request(r) => Message::Request(r),
+            Incoming::Notification(n) => Message::Notification(n),
+            Incoming::Response { id, result } => Message::Response(Response {
+                id,
+                result: match result {
+                    Ok(raw) => Ok(serde_json::from_slice(raw.as_bytes())
+                        .map_err(|e| ShapeError::NotJson(e.to_string()))?),
+                    Err(e) => Err(e),
+                },
+            }),
+        })
+    }
+}
+
+impl From<Message> for Incoming {
+    fn from(message: Message) -> Incoming {
+        match message {
+            Message::Request(r) => Incoming::Request(r),
+            Message::Notification(n) => Incoming::Notification(n),
+            Message::Response(Response { id, result }) => Incoming::Response {
+                id,
+                result: result.map(|value| RawResult::from_value(&value)),
+            },
+        }
+    }
+}
+
+/// The two envelopes most frames are, member for member as servers write
+/// them (`"jsonrpc"` optional: codex omits it): a notification
+/// `{"jsonrpc":"2.0","method":"M","params":P}` with an unescaped method,
+/// and a response `{"jsonrpc":"2.0","id":N,"result":R}` with a plain
+/// integer id. Matched by their bytes, so that serde_json reads only the
+/// params or result (checked as one JSON value, and kept as text); the
+/// envelope read through [`Wire`] cost as much again. Anything else, or any
+/// doubt, is `None`, and [`read_object`] reads it through [`Wire`], which
+/// classifies these two the same (unit-tested).
+fn read_plain(text: &str, frame: Option<&Bytes>) -> Option<Incoming> {
+    let members = text.trim_ascii().strip_prefix('{')?.strip_suffix('}')?;
+    let members = members
+        .strip_prefix(r#""jsonrpc":"2.0","#)
+        .unwrap_or(members);
+    if let Some(rest) = members.strip_prefix(r#""method":""#) {
+        let (method, rest) = rest.split_once('"')?;
+        // An escape (or a raw control character, which is no JSON) leaves
+        // it to serde_json.
+        if method.bytes().any(|b| b == b'\\' || b < 0x20) {
+            return None;
+        }
+        let params = rest.strip_prefix(r#","params":"#)?;
+        // Exactly one value: anything after it (another member) fails.
+        let params = serde_json::from_str::<&RawValue>(params).ok()?.get();
+        return Some(Incoming::Notification(match frame {
+            Some(frame) => Notification::in_frame(frame, method, Some(params)),
+            None => Notification::own(method, Some(params)),
+        }));
+    }
+    let rest = members.strip_prefix(r#""id":"#)?;
+    let (id, rest) = rest.split_once(',')?;
+    let id = plain_integer(id)?;
+    let result = rest.strip_prefix(r#""result":"#)?;
+    let result = serde_json::from_str::<&RawValue>(result).ok()?.get();
+    let result = match frame {
+        Some(frame) => frame.slice_ref(result.as_bytes()),
+        None => Bytes::copy_from_slice(result.as_bytes()),
+    };
+    Some(Incoming::Response {
+        id: Some(RequestId::from(id)),
+        result: Ok(RawResult(result)),
+    })
+}
+
+/// An id that is plainly an `i64`: `0`, or up to 18 digits not starting
+/// with `0`, maybe negative. serde_json reads `-0` as a float, so not that.
+fn plain_integer(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let plain = digits == "0" && digits.len() == text.len()
+        || (1..=18).contains(&digits.len())
+            && !digits.starts_with('0')
+            && digits.bytes().all(|b| b.is_ascii_digit());
+    if plain {
+        text.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Classifies the JSON object `text` by its members, in one pass over it
+/// (by its bytes for the common envelopes, [`read_plain`], else through
+/// [`Wire`]). What the message keeps of it (a response's result, a
+/// notification's method and params) is sliced from `frame`, which `text`
+/// must be (the frame, checked as UTF-8), or copied when there is no frame.
+/// The one classifier: [`Message::parse`] goes through it too.
+pub(crate) fn read_object(text: &str, frame: Option<&Bytes>) -> Result<Incoming, ShapeError> {
+    match read_plain(text, frame) {
+        Some(incoming) => Ok(incoming),
+        None => read_wire(text, frame),
+    }
+}
+
+/// [`read_object`] for any object, through [`Wire`].
+fn read_wire(text: &str, frame: Option<&Bytes>) -> Result<Incoming, ShapeError> {
+    let share = |part: &str| match frame {
+        Some(frame) => frame.slice_ref(part.as_bytes()),
+        None => Bytes::copy_from_slice(part.as_bytes()),
+    };
+    debug_assert!(frame.map_or(true, |frame| frame.as_ptr() == text.as_ptr()));
+    let wire: Wire<'_> = serde_json::from_str(text).map_err(|e| {
+        if e.is_data() {
+            ShapeError::NoShape("not an object of JSON-RPC members")
+        } else {
+            ShapeError::NotJson(e.to_string())
+        }
+    })?;
+    match (wire.method, wire.id) {
+        (Some(method), Some(id)) => {
+            let id = id
+                .into_request_id()?
+                .ok_or(ShapeError::NoShape("request with a null id"))?;
+            let params = match wire.params {
+                Some(params) => Some(
+                    serde_json::from_str(params.get())
+                        .map_err(|e| ShapeError::NotJson(e.to_string()))?,
+                ),
+                None => None,
+            };
+            Ok(Incoming::Request(Request {
+                id,
+                method: method.into_owned(),
+                params,
+            }))
+        }
+        (Some(method), None) => {
+            let params = wire.params.map(RawValue::get);
+            Ok(Incoming::Notification(match (frame, method) {
+                (Some(frame), Cow::Borrowed(method)) => {
+                    Notification::in_frame(frame, method, params)
+                }
+                // Unescaped, the method is no longer in the frame.
+                (_, method) => Notification::own(&method, params),
+            }))
+        }
+        (None, id) => {
+            let id = match id {
+                Some(id) => id.into_request_id()?,
+                None => None,
+            };
+            let result = match (wire.result, wire.error) {
+                (Some(result), None) => Ok(RawResult(share(result.get()))),
+                // Checked first: serde would also fill the struct from
+                // an array, field by field (found by the fuzzer).
+                (None, Some(error)) if !error.get().starts_with('{') => {
+                    return Err(ShapeError::NoShape("error member is not an object"))
+                }
+                (None, Some(error)) => Err(error_object(error.get())?),
+                (Some(_), Some(_)) => return Err(ShapeError::NoShape("both result and error")),
+                (None, None) => return Err(ShapeError::NoShape("no method, result or error")),
+            };
+            if id.is_none() && result.is_ok() {
+                return Err(ShapeError::NoShape("result without an id"));
+            }
+            Ok(Incoming::Response { id, result })
+        }
+    }
+}
+
+/// Reads an `error` member's object. One with a repeated member is read as
+/// a `Value` first, whose last one wins, as it always was.
+fn error_object(text: &str) -> Result<ErrorObject, ShapeError> {
+    serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str::<Value>(text).and_then(serde_json::from_value))
+        .map_err(|_| ShapeError::NoShape("malformed error object"))
 }
 
 impl Message {
@@ -256,54 +716,17 @@ impl Message {
         if !value.is_object() {
             return Err(ShapeError::NoShape("not an object"));
         }
-        let wire: Wire =
-            serde_json::from_value(value).map_err(|e| ShapeError::NotJson(e.to_string()))?;
-        Self::from_wire(wire)
-    }
-
-    fn from_wire(wire: Wire) -> Result<Message, ShapeError> {
-        match (wire.method, wire.id) {
-            (Some(method), Some(id)) => {
-                let id = id_from(id)?.ok_or(ShapeError::NoShape("request with a null id"))?;
-                Ok(Message::Request(Request {
-                    id,
-                    method,
-                    params: wire.params,
-                }))
-            }
-            (Some(method), None) => Ok(Message::Notification(Notification {
-                method,
-                params: wire.params,
-            })),
-            (None, id) => {
-                let id = match id {
-                    Some(id) => id_from(id)?,
-                    None => None,
-                };
-                let result = match (wire.result, wire.error) {
-                    (Some(result), None) => Ok(result),
-                    // Checked first: serde would also fill the struct from
-                    // an array, field by field (found by the fuzzer).
-                    (None, Some(error)) if !error.is_object() => {
-                        return Err(ShapeError::NoShape("error member is not an object"))
-                    }
-                    (None, Some(error)) => Err(serde_json::from_value::<ErrorObject>(error)
-                        .map_err(|_| ShapeError::NoShape("malformed error object"))?),
-                    (Some(_), Some(_)) => return Err(ShapeError::NoShape("both result and error")),
-                    (None, None) => return Err(ShapeError::NoShape("no method, result or error")),
-                };
-                if id.is_none() && result.is_ok() {
-                    return Err(ShapeError::NoShape("result without an id"));
-                }
-                Ok(Message::Response(Response { id, result }))
-            }
-        }
+        // Through its text, by the classifier frames go through.
+        read_object(&value.to_string(), None)?.into_message()
     }
 
     /// Parses one frame: a single message or a batch array.
     ///
     /// A batch yields one entry per element, each classified on its own, so
     /// one bad element does not hide the good ones.
+    ///
+    /// A notification's method and params are copied out of `bytes` (the
+    /// connection's reader shares them with its frame instead).
     pub fn parse(bytes: &[u8]) -> Result<Vec<Result<Message, ShapeError>>, ShapeError> {
         let trimmed = bytes.trim_ascii_start();
         if trimmed.first() == Some(&b'[') {
@@ -330,21 +753,10 @@ impl Message {
         }
         // Checked as UTF-8 once, whole, then read from a `str`: from a
         // slice, serde_json checks every string (keys included) on its own.
-        // Invalid UTF-8 is read from the slice, for serde_json's error.
-        let wire: Result<Wire, _> = match std::str::from_utf8(bytes) {
-            Ok(text) => serde_json::from_str(text),
-            Err(_) => serde_json::from_slice(bytes),
-        };
-        let wire = wire.map_err(|e| {
-            if e.is_data() {
-                ShapeError::NoShape("not an object of JSON-RPC members")
-            } else {
-                ShapeError::NotJson(e.to_string())
-            }
-        })?;
-        Self::from_wire(wire)
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| ShapeError::NotJson(format!("invalid UTF-8: {e}")))?;
+        read_object(text, None)?.into_message()
     }
-
     /// Serializes the message as one line of JSON (no trailing newline), with
     /// `"jsonrpc":"2.0"`.
     pub fn to_vec(&self) -> Vec<u8> {
@@ -397,123 +809,6 @@ impl fmt::Debug for RawResult {
     }
 }
 
-/// The members a response is told apart by, borrowed from the frame.
-/// `present_raw` keeps `"result": null` (a result) apart from no `result`.
-#[derive(Deserialize)]
-struct ResponseWire<'a> {
-    #[serde(default)]
-    id: Option<WireId>,
-    /// Read only for whether it is there. A `null` method reads as absent
-    /// here as in [`Wire`].
-    #[serde(default)]
-    method: Option<de::IgnoredAny>,
-    #[serde(default, borrow, deserialize_with = "present_raw")]
-    result: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present_raw")]
-    error: Option<&'a RawValue>,
-}
-
-fn present_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
-}
-
-/// An id read in place, without a [`RawValue`] and a second parse. What
-/// [`Message::parse`] does not take as an id (a float such as `1e3` or
-/// `-0`, `null`, ...) is `Other`.
-enum WireId {
-    Number(i64),
-    String(String),
-    Other,
-}
-
-impl<'de> Deserialize<'de> for WireId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> de::Visitor<'de> for Visitor {
-            type Value = WireId;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_i64<E>(self, n: i64) -> Result<WireId, E> {
-                Ok(WireId::Number(n))
-            }
-            fn visit_u64<E>(self, n: u64) -> Result<WireId, E> {
-                Ok(i64::try_from(n).map_or(WireId::Other, WireId::Number))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<WireId, E> {
-                Ok(WireId::Other)
-            }
-            fn visit_str<E>(self, s: &str) -> Result<WireId, E> {
-                Ok(WireId::String(s.to_owned()))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<WireId, E> {
-                Ok(WireId::Other)
-            }
-            fn visit_unit<E>(self) -> Result<WireId, E> {
-                Ok(WireId::Other)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireId, A::Error> {
-                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-                Ok(WireId::Other)
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<WireId, A::Error> {
-                while map
-                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(WireId::Other)
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
-/// Reads a frame that is a plain response to a request — an object with an
-/// integer or string id and exactly one of `result` and `error` — without
-/// building a [`Value`]: the result stays a slice of the frame. Anything
-/// else (requests, notifications, batches, odd shapes, bad JSON) gives
-/// `None`, and [`Message::parse`] decides what it is, so the two agree on
-/// every input this accepts.
-pub(crate) fn parse_response(frame: &Bytes) -> Option<(RequestId, Result<RawResult, ErrorObject>)> {
-    if frame.trim_ascii_start().first() != Some(&b'{') {
-        return None;
-    }
-    // A notification or request would be read whole before its `method`
-    // turned it away, then again by the general parser. A `"method"` (even
-    // inside a result) sends the frame there at once; an escaped key is
-    // still caught by the parse below.
-    // Only the first bytes are searched, where servers write it: a large
-    // response is not scanned twice, and a later `method` is caught below.
-    let head = &frame[..frame.len().min(64)];
-    static METHOD: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
-        std::sync::OnceLock::new();
-    // Built once: building a finder costs more than searching 64 bytes.
-    let method = METHOD.get_or_init(|| memchr::memmem::Finder::new(b"\"method\""));
-    if method.find(head).is_some() {
-        return None;
-    }
-    // Checked as UTF-8 once, whole: read from a `str`, serde_json checks
-    // neither each key nor the raw result again.
-    let text = std::str::from_utf8(frame).ok()?;
-    let wire: ResponseWire<'_> = serde_json::from_str(text).ok()?;
-    if wire.method.is_some() {
-        return None;
-    }
-    let id = match wire.id? {
-        WireId::Number(n) => RequestId::from(n),
-        WireId::String(s) => RequestId::from(s),
-        WireId::Other => return None,
-    };
-    let result = match (wire.result, wire.error) {
-        (Some(result), None) => Ok(RawResult(frame.slice_ref(result.get().as_bytes()))),
-        (None, Some(error)) if error.get().starts_with('{') => {
-            Err(serde_json::from_str::<ErrorObject>(error.get()).ok()?)
-        }
-        _ => return None,
-    };
-    Some((id, result))
-}
-
 #[derive(Serialize)]
 struct OutRequest<'a, P: ?Sized> {
     jsonrpc: &'static str,
@@ -551,12 +846,19 @@ impl Serialize for Message {
                 params: r.params.as_ref(),
             }
             .serialize(s),
-            Message::Notification(n) => OutNotification {
-                jsonrpc: "2.0",
-                method: &n.method,
-                params: n.params.as_ref(),
+            Message::Notification(n) => {
+                let params = n
+                    .params_json()
+                    .map(one_line)
+                    .transpose()
+                    .map_err(serde::ser::Error::custom)?;
+                OutNotification {
+                    jsonrpc: "2.0",
+                    method: n.method(),
+                    params: params.as_deref(),
+                }
+                .serialize(s)
             }
-            .serialize(s),
             Message::Response(r) => OutResponse {
                 jsonrpc: "2.0",
                 id: &r.id,
@@ -566,6 +868,13 @@ impl Serialize for Message {
             .serialize(s),
         }
     }
+}
+
+/// The JSON text `text` as written, on one line: a line break in JSON text
+/// lies between tokens (within a string it is escaped), so it is made a
+/// space, and a message stays one line of the newline-delimited framing.
+fn one_line(text: &str) -> serde_json::Result<Box<RawValue>> {
+    RawValue::from_string(text.replace(['\n', '\r'], " "))
 }
 
 /// Reads one message (an object; see [`Message::from_value`]).
@@ -654,7 +963,7 @@ mod tests {
         ));
         assert!(matches!(
             one(r#"{"method":"turn/started","params":{"x":1}}"#),
-            Ok(Message::Notification(n)) if n.method == "turn/started"
+            Ok(Message::Notification(n)) if n.method() == "turn/started"
         ));
         assert!(matches!(
             one(r#"{"id":"a","result":null}"#),
@@ -734,54 +1043,251 @@ mod tests {
         assert_eq!(Message::parse(b" []"), Err(ShapeError::EmptyBatch));
     }
 
+    /// What the reader routes, read from a frame it shares.
+    fn read(frame: &str) -> (Bytes, Result<Incoming, ShapeError>) {
+        let bytes = Bytes::copy_from_slice(frame.as_bytes());
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let incoming = read_object(text, Some(&bytes));
+        (bytes.clone(), incoming)
+    }
+
+    fn within(part: &[u8], frame: &[u8]) -> bool {
+        frame.as_ptr_range().contains(&part.as_ptr()) && part.len() <= frame.len()
+    }
+
     #[test]
-    fn the_response_fast_path_agrees_with_the_general_parser() {
+    fn a_response_read_by_the_reader_is_a_slice_of_its_frame_and_agrees_with_parse() {
         let frames = [
             r#"{"id":1,"result":{"a":[1,2]}}"#,
             r#" {"jsonrpc":"2.0","result":null,"id":"x"}"#,
             r#"{"id":7,"error":{"code":-32600,"message":"no","data":[1]}}"#,
+            r#"{"id":7,"error":{"code":1,"code":-32600,"message":"no"}}"#,
             r#"{"id":-3,"result":"s"}"#,
         ];
         for frame in frames {
-            let bytes = Bytes::from(frame);
-            let (id, result) = parse_response(&bytes).expect(frame);
+            let (bytes, incoming) = read(frame);
+            let Ok(Incoming::Response {
+                id: Some(id),
+                result,
+            }) = incoming
+            else {
+                panic!("{frame}: not a response");
+            };
             let Ok(Message::Response(Response {
                 id: Some(want_id),
                 result: want,
             })) = Message::parse_one(frame.as_bytes())
             else {
-                panic!("{frame}: not a response to the general parser");
+                panic!("{frame}: not a response to parse_one");
             };
             assert_eq!(id, want_id, "{frame}");
             match (result, want) {
-                (Ok(raw), Ok(value)) => assert_eq!(raw.deserialize::<Value>().unwrap(), value),
+                (Ok(raw), Ok(value)) => {
+                    assert!(within(raw.as_bytes(), &bytes), "{frame}: result copied");
+                    assert_eq!(raw.deserialize::<Value>().unwrap(), value);
+                }
                 (Err(e), Err(want)) => assert_eq!(e, want),
                 (got, want) => panic!("{frame}: {got:?} vs {want:?}"),
             }
         }
-        // Everything else is left to the general parser, which rejects or
-        // classifies it otherwise.
+    }
+
+    #[test]
+    fn the_plain_envelopes_read_by_their_bytes_agree_with_the_struct() {
+        let plain = [
+            r#"{"jsonrpc":"2.0","method":"echo/event","params":{"data":"x\"}","n":1}}"#,
+            r#"{"method":"a/b","params":[1, 2] }"#,
+            " {\"method\":\"\u{e9}\",\"params\":null}\r\t",
+            r#"{"jsonrpc":"2.0","id":0,"result":null}"#,
+            r#"{"id":-5,"result":{"a":"}"}}"#,
+            r#"{"jsonrpc":"2.0","id":123456789012345678,"result":"s"}"#,
+        ];
+        for frame in plain {
+            let bytes = Bytes::copy_from_slice(frame.as_bytes());
+            let text = std::str::from_utf8(&bytes).unwrap();
+            let fast = read_plain(text, Some(&bytes)).expect(frame);
+            let slow = read_wire(text, Some(&bytes)).expect(frame);
+            match (fast, slow) {
+                (Incoming::Notification(fast), Incoming::Notification(slow)) => {
+                    assert_eq!(fast.method(), slow.method(), "{frame}");
+                    assert_eq!(fast.params_json(), slow.params_json(), "{frame}");
+                    assert!(within(&fast.params_bytes().unwrap(), &bytes));
+                }
+                (
+                    Incoming::Response {
+                        id: Some(fast_id),
+                        result: Ok(fast),
+                    },
+                    Incoming::Response {
+                        id: Some(slow_id),
+                        result: Ok(slow),
+                    },
+                ) => {
+                    assert_eq!(fast_id, slow_id, "{frame}");
+                    assert_eq!(fast, slow, "{frame}");
+                    assert!(within(fast.as_bytes(), &bytes));
+                }
+                _ => panic!("{frame}: classified otherwise"),
+            }
+            // Without a frame to share, the same message.
+            assert_eq!(
+                read_plain(text, None).unwrap().into_message(),
+                read_wire(text, None).unwrap().into_message(),
+                "{frame}"
+            );
+        }
+        // Anything else, or any doubt, is left to the struct.
         let others = [
-            r#"{"id":1,"method":"m"}"#,
-            r#"{"id":1,"m\u0065thod":"m"}"#,
-            r#"{"method":"m","params":{}}"#,
-            r#"[{"id":1,"result":1}]"#,
-            r#"{"id":null,"error":{"code":1,"message":""}}"#,
+            r#"{"method":"a\/b","params":1}"#,
+            "{\"method\":\"a\u{1}\",\"params\":1}",
+            r#"{"jsonrpc":"2.0","method":"m","params":1,"id":3}"#,
+            r#"{"method":"m","params":1,"params":2}"#,
+            r#"{"method":"m","params":{}"#,
+            r#"{"jsonrpc":"2.0","method":"m"}"#,
+            r#"{"jsonrpc":"2.0","method":"m","params":tru}"#,
             r#"{"id":-0,"result":1}"#,
-            r#"{"id":1e3,"result":1}"#,
-            r#"{"id":1.5,"result":1}"#,
-            r#"{"id":18446744073709551615,"result":1}"#,
-            r#"{"id":[1],"result":1}"#,
-            r#"{"id":1,"error":[-32600,"x"]}"#,
+            r#"{"id":01,"result":1}"#,
+            r#"{"id":-,"result":1}"#,
+            r#"{"id":1234567890123456789,"result":1}"#,
             r#"{"id":1,"result":1,"error":{"code":1,"message":""}}"#,
-            r#"{"id":1}"#,
-            r#"{"id":1,"result":1,"result":2}"#,
-            r#"{"id":1,"result":tru}"#,
-            r#"{"result":1}"#,
+            r#"{"id":1,"result":1}}"#,
+            r#"{"id":"1","result":1}"#,
+            r#"{"id": 1,"result":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":""}}"#,
         ];
         for frame in others {
-            assert!(parse_response(&Bytes::from(frame)).is_none(), "{frame}");
+            assert!(read_plain(frame, None).is_none(), "{frame}");
         }
+    }
+
+    #[test]
+    fn odd_ids_and_shapes_are_told_apart() {
+        assert!(matches!(
+            one(r#"{"id":1,"m\u0065thod":"m"}"#),
+            Ok(Message::Request(r)) if r.method == "m" && r.params.is_none()
+        ));
+        assert!(matches!(
+            one(r#"{"method":"m","id":null}"#),
+            Err(ShapeError::NoShape("request with a null id"))
+        ));
+        assert!(matches!(
+            one(r#"{"method":null,"params":1}"#),
+            Err(ShapeError::NoShape("no method, result or error"))
+        ));
+        for id in ["-0", "1e3", "1.5", "18446744073709551615"] {
+            assert_eq!(
+                one(&format!(r#"{{"id":{id},"result":1}}"#)),
+                Err(ShapeError::NoShape("id is not an integer")),
+                "{id}"
+            );
+        }
+        for id in ["[1]", "true", "{}"] {
+            assert_eq!(
+                one(&format!(r#"{{"id":{id},"result":1}}"#)),
+                Err(ShapeError::NoShape("id is neither a number nor a string")),
+                "{id}"
+            );
+        }
+        for frame in [
+            r#"{"id":1,"result":1,"result":2}"#,
+            r#"{"id":1,"method":5}"#,
+        ] {
+            assert_eq!(
+                one(frame),
+                Err(ShapeError::NoShape("not an object of JSON-RPC members")),
+                "{frame}"
+            );
+        }
+        assert!(matches!(
+            one(r#"{"id":1,"result":tru}"#),
+            Err(ShapeError::NotJson(_))
+        ));
+        assert!(matches!(
+            Message::parse_one(b"{\"method\":\"m\",\"x\":\"\xff\"}"),
+            Err(ShapeError::NotJson(e)) if e.contains("UTF-8")
+        ));
+    }
+
+    #[test]
+    fn a_notification_keeps_its_params_as_text_shared_with_the_frame() {
+        let frame = r#"{"method":"turn/started","params": {"a" : [1, 2.50], "s":"x y"} }"#;
+        let (bytes, incoming) = read(frame);
+        let Ok(Incoming::Notification(n)) = incoming else {
+            panic!("not a notification");
+        };
+        assert_eq!(n.method(), "turn/started");
+        assert_eq!(n.params_json(), Some(r#"{"a" : [1, 2.50], "s":"x y"}"#));
+        assert!(within(&n.params_bytes().unwrap(), &bytes));
+        assert!(within(n.method().as_bytes(), &bytes));
+        assert_eq!(
+            n.params::<Value>().unwrap(),
+            json!({"a": [1, 2.5], "s": "x y"})
+        );
+        // A clone and a detached copy: the same notification.
+        let clone = n.clone();
+        assert_eq!(
+            clone.params_bytes().unwrap().as_ptr(),
+            n.params_bytes().unwrap().as_ptr()
+        );
+        let detached = n.clone().detached();
+        assert!(!within(&detached.params_bytes().unwrap(), &bytes));
+        assert!(!within(detached.method().as_bytes(), &bytes));
+        assert_eq!(detached, n);
+        assert_eq!(format!("{detached:?}"), format!("{n:?}"));
+        // Equal whatever the whitespace between tokens; not otherwise.
+        let compact = Notification::new("turn/started", Some(json!({"a": [1, 2.50], "s": "x y"})));
+        assert_ne!(compact, n, "2.5 is not 2.50");
+        let same = one(r#"{"params":{"a":[1,2.50],"s":"x y"},"method":"turn/started"}"#).unwrap();
+        assert_eq!(same, Message::Notification(n.clone()));
+        let other_string = one(r#"{"method":"turn/started","params":{"a":[1,2.50],"s":"xy"}}"#);
+        assert_ne!(other_string.unwrap(), Message::Notification(n));
+    }
+
+    #[test]
+    fn a_notification_method_with_escapes_and_params_absent_or_null() {
+        let (_, incoming) = read(r#"{"method":"a\/b"}"#);
+        let Ok(Incoming::Notification(n)) = incoming else {
+            panic!("not a notification");
+        };
+        assert_eq!(n.method(), "a/b");
+        assert_eq!(n.params_json(), None);
+        assert_eq!(n.params::<Value>().unwrap(), Value::Null);
+        assert!(n.params::<Vec<u8>>().is_err());
+        let Ok(Message::Notification(null)) = one(r#"{"method":"a/b","params":null}"#) else {
+            panic!("not a notification");
+        };
+        assert_eq!(null.params_json(), Some("null"));
+        assert_ne!(null, n, "null params are not absent params");
+    }
+
+    #[test]
+    fn params_no_value_holds_are_delivered_and_fail_only_when_read() {
+        let deep = format!(
+            r#"{{"method":"m","params":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for frame in [r#"{"method":"m","params":1e400}"#, deep.as_str()] {
+            let Ok(Message::Notification(n)) = one(frame) else {
+                panic!("{frame}: not a notification");
+            };
+            assert!(n.params::<Value>().is_err(), "{frame}");
+            assert!(n.params::<de::IgnoredAny>().is_ok(), "{frame}");
+            let out = Message::Notification(n.clone()).to_vec();
+            assert_eq!(Message::parse_one(&out), Ok(Message::Notification(n)));
+        }
+    }
+
+    #[test]
+    fn a_notification_is_written_on_one_line() {
+        let frame = "{\"method\":\"m\",\"params\":[1,\r\n 2, \"a b\"]}";
+        let m = one(frame).unwrap();
+        let out = m.to_vec();
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            r#"{"jsonrpc":"2.0","method":"m","params":[1,   2, "a b"]}"#
+        );
+        assert_eq!(Message::parse_one(&out).unwrap(), m);
     }
 
     #[test]

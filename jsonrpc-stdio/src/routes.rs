@@ -47,13 +47,27 @@ impl Filter {
     }
 
     pub(crate) fn matches(&self, method: &str) -> bool {
+        self.matches_bytes(method.as_bytes())
+    }
+
+    /// As [`matches`](Self::matches), on a method's bytes: a notification's
+    /// method is matched against every subscriber without being checked as
+    /// UTF-8 again for each.
+    pub(crate) fn matches_bytes(&self, method: &[u8]) -> bool {
         match self {
             Filter::All => true,
-            Filter::Method(m) => m == method,
-            Filter::Prefix(p) => method.starts_with(p.as_str()),
+            Filter::Method(m) => m.as_bytes() == method,
+            Filter::Prefix(p) => method.starts_with(p.as_bytes()),
         }
     }
 }
+
+/// How many notifications a subscriber's queue holds that share the read
+/// buffer (32 KiB) their frame is in. One behind them is copied into a
+/// buffer of its own as it is queued: a subscriber that keeps up copies
+/// nothing, and one that lags keeps at most this many read buffers alive,
+/// not one per notification in its backlog.
+const SHARED_BACKLOG: usize = 256;
 
 /// A bounded queue written by the reader without waiting and read by one
 /// consumer. Overflow turns into a lag marker instead of blocking: the
@@ -103,12 +117,20 @@ impl<T> Queue<T> {
         })
     }
 
-    pub(crate) fn offer(&self, item: T) -> Offer<T> {
+    /// Queues `item`, or counts it lost when the queue is full. An item
+    /// queued behind [`SHARED_BACKLOG`] others goes through `backlogged`
+    /// first.
+    pub(crate) fn offer(&self, item: T, backlogged: impl FnOnce(T) -> T) -> Offer<T> {
         let mut st = crate::lock(&self.state);
         if self.abandoned.load(Ordering::Relaxed) {
             return Offer::Abandoned(item);
         }
         let offer = if st.items.len() < self.capacity {
+            let item = if st.items.len() >= SHARED_BACKLOG {
+                backlogged(item)
+            } else {
+                item
+            };
             st.items.push_back(Slot::Item(item));
             Offer::Queued
         } else {
@@ -185,32 +207,30 @@ pub(crate) struct Routes {
 
 impl Routes {
     /// Hands `n` to every matching subscriber, in registration order. The
-    /// last one gets the original, the others a clone.
+    /// last one gets the original, the others a clone (which shares its
+    /// bytes).
     pub(crate) fn deliver(&mut self, n: Notification) -> Delivery {
         self.subscribers.retain(|(_, q)| !q.is_abandoned());
         let mut delivery = Delivery::default();
-        let mut remaining = self
+        let Some(last) = self
             .subscribers
             .iter()
-            .filter(|(f, _)| f.matches(&n.method))
-            .count();
-        delivery.matched = remaining as u64;
-        let mut n = Some(n);
-        for (filter, queue) in &self.subscribers {
-            let Some(current) = &n else { break };
-            if !filter.matches(&current.method) {
-                continue;
-            }
-            remaining -= 1;
-            let item = if remaining > 0 {
-                current.clone()
-            } else {
-                n.take().expect("still held")
-            };
-            if let Offer::Dropped = queue.offer(item) {
+            .rposition(|(f, _)| f.matches_bytes(n.method_bytes()))
+        else {
+            return delivery;
+        };
+        let mut offer = |queue: &Queue<Notification>, n| {
+            delivery.matched += 1;
+            if let Offer::Dropped = queue.offer(n, Notification::detached) {
                 delivery.dropped += 1;
             }
+        };
+        for (filter, queue) in &self.subscribers[..last] {
+            if filter.matches_bytes(n.method_bytes()) {
+                offer(queue, n.clone());
+            }
         }
+        offer(&self.subscribers[last].1, n);
         delivery
     }
 
@@ -437,5 +457,24 @@ impl fmt::Debug for IncomingRequest {
             .field("id", &self.request.id)
             .field("method", &self.request.method)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_is_queued_behind_the_shared_backlog_goes_through_backlogged() {
+        let queue = Queue::<usize>::new(SHARED_BACKLOG + 2);
+        let mut copied = Vec::new();
+        for i in 0..SHARED_BACKLOG + 3 {
+            queue.offer(i, |i| {
+                copied.push(i);
+                i
+            });
+        }
+        // The last one found the queue full: dropped, never copied.
+        assert_eq!(copied, [SHARED_BACKLOG, SHARED_BACKLOG + 1]);
     }
 }

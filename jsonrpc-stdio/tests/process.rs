@@ -221,7 +221,13 @@ async fn server_with_grandchild(start_child: &str) -> (Client, u32, u32) {
         r#"{start_child} & printf '{{"method":"child","params":%s}}\n' $!; cat > /dev/null"#
     ));
     let mut notes = client.subscribe(Filter::method("child"));
-    let grandchild = notes.next().await.unwrap().unwrap().params.unwrap();
+    let grandchild = notes
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .params::<serde_json::Value>()
+        .unwrap();
     let pid = client.pid().unwrap();
     (client, pid, grandchild.as_u64().unwrap() as u32)
 }
@@ -313,7 +319,13 @@ async fn server_with_daemon() -> (Client, u32, u32) {
 async fn server_with_grandchild_script(script: &str) -> (Client, u32, u32) {
     let client = spawn(script);
     let mut notes = client.subscribe(Filter::method("child"));
-    let child = notes.next().await.unwrap().unwrap().params.unwrap();
+    let child = notes
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .params::<serde_json::Value>()
+        .unwrap();
     let pid = client.pid().unwrap();
     (client, pid, child.as_u64().unwrap() as u32)
 }

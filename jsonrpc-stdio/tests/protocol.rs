@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use jsonrpc_stdio::{CancelNotification, Client, CloseReason, Error, ErrorCode, Filter, RequestId};
+use jsonrpc_stdio::{
+    CancelNotification, Client, CloseReason, Error, ErrorCode, Filter, Framing, RequestId,
+};
 use serde_json::{json, Value};
 use tokio::io::{
     AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf,
@@ -146,6 +148,26 @@ async fn bad_lines_are_skipped_counted_and_the_connection_goes_on() {
 }
 
 #[tokio::test]
+async fn a_content_length_body_of_invalid_utf8_is_a_bad_frame_too() {
+    let (client, mut server) = pair(Client::builder().framing(Framing::ContentLength));
+    let mut notes = client.subscribe(Filter::All);
+    let mut wire = Vec::new();
+    for body in [
+        &b"{\"method\":\"a\",\"params\":\"\xff\xfe\"}"[..],
+        b"{\"method\":\"b\",\"params\":[1, 2]}",
+    ] {
+        wire.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        wire.extend_from_slice(body);
+    }
+    server.send(&wire).await;
+    let n = notes.next().await.unwrap().unwrap();
+    assert_eq!(n.method(), "b");
+    assert_eq!(n.params_json(), Some("[1, 2]"));
+    let stats = client.stats();
+    assert_eq!((stats.bad_frames, stats.unparsable), (1, 0), "{stats:?}");
+}
+
+#[tokio::test]
 async fn a_duplicate_response_is_ignored() {
     let (client, mut server) = connect();
     let c = client.clone();
@@ -184,7 +206,7 @@ async fn a_batch_resolves_each_caller_and_delivers_each_notification() {
         .await;
     assert_eq!(one.await.unwrap().unwrap(), json!(1));
     assert_eq!(two.await.unwrap().unwrap(), json!(2));
-    assert_eq!(notes.next().await.unwrap().unwrap().method, "n");
+    assert_eq!(notes.next().await.unwrap().unwrap().method(), "n");
     assert_eq!(client.stats().unparsable, 1);
 }
 
@@ -208,7 +230,7 @@ async fn a_subscriber_sees_every_notification_written_before_the_response() {
     // The response resolved; all 100 are already queued, in wire order.
     for i in 0..100 {
         let n = notes.next().await.unwrap().unwrap();
-        assert_eq!(n.params.unwrap()["i"], i);
+        assert_eq!(n.params::<Value>().unwrap()["i"], i);
     }
 }
 
@@ -222,18 +244,21 @@ async fn filters_select_by_method_and_prefix() {
         .send(b"{\"method\":\"codex/event/task_started\"}\n{\"method\":\"turn/completed\"}\n")
         .await;
     assert_eq!(
-        exact.next().await.unwrap().unwrap().method,
+        exact.next().await.unwrap().unwrap().method(),
         "turn/completed"
     );
     assert_eq!(
-        prefix.next().await.unwrap().unwrap().method,
+        prefix.next().await.unwrap().unwrap().method(),
         "codex/event/task_started"
     );
     assert_eq!(
-        all.next().await.unwrap().unwrap().method,
+        all.next().await.unwrap().unwrap().method(),
         "codex/event/task_started"
     );
-    assert_eq!(all.next().await.unwrap().unwrap().method, "turn/completed");
+    assert_eq!(
+        all.next().await.unwrap().unwrap().method(),
+        "turn/completed"
+    );
 }
 
 #[tokio::test]
@@ -259,7 +284,7 @@ async fn a_lagging_subscriber_is_told_how_many_it_lost_and_others_are_not_slowed
     let mut seen = Vec::new();
     for _ in 0..5 {
         seen.push(match slow.next().await.unwrap() {
-            Ok(n) => n.params.unwrap().to_string(),
+            Ok(n) => n.params_json().unwrap().to_owned(),
             Err(Error::Lagged { skipped }) => format!("lagged {skipped}"),
             Err(e) => panic!("{e}"),
         });
@@ -454,7 +479,7 @@ async fn output_eof_fails_pending_requests_and_ends_subscriptions() {
             "{err}"
         );
     }
-    assert_eq!(notes.next().await.unwrap().unwrap().method, "last words");
+    assert_eq!(notes.next().await.unwrap().unwrap().method(), "last words");
     assert!(matches!(notes.next().await, Some(Err(Error::Closed(_)))));
     assert!(notes.next().await.is_none());
     assert!(client.is_closed());

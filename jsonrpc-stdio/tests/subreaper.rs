@@ -33,7 +33,13 @@ async fn end_orphans_ends_and_reaps_what_no_client_owns_and_spares_live_servers(
     .unwrap();
     let server = client.pid().unwrap();
     let mut notes = client.subscribe(Filter::method("child"));
-    let daemon = notes.next().await.unwrap().unwrap().params.unwrap();
+    let daemon = notes
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .params::<serde_json::Value>()
+        .unwrap();
     let daemon = daemon.as_u64().unwrap() as u32;
     // And an orphan of our own: a child no client owns.
     let mut orphan_child = std::process::Command::new("sleep")
@@ -79,7 +85,13 @@ async fn reap_orphans_reaps_exited_orphans_and_leaves_live_servers_unreaped() {
     .unwrap();
     let server = client.pid().unwrap();
     let mut notes = client.subscribe(Filter::method("child"));
-    let orphan = notes.next().await.unwrap().unwrap().params.unwrap();
+    let orphan = notes
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .params::<serde_json::Value>()
+        .unwrap();
     let orphan = orphan.as_u64().unwrap() as u32;
     let deadline = Instant::now() + Duration::from_secs(10);
     while stat(orphan) != Some(('Z', me)) {

@@ -494,6 +494,16 @@ async fn one(
     Ok(latency)
 }
 
+/// What [`count_notifications`] reads of a notification's params: the
+/// request's number `n` (params echoed by the shared floor's server), or
+/// `request` and `seq` (our test peer's own notifications).
+#[derive(Deserialize)]
+struct Counted {
+    n: Option<i64>,
+    request: Option<i64>,
+    seq: Option<u64>,
+}
+
 /// Receives `expected` notifications, `per_request` for each request, and
 /// checks they come in wire order with none lost: either
 /// `{"request": id, "seq": i}`, or the request's own params with its number
@@ -513,22 +523,20 @@ async fn count_notifications(
             Some(Err(e)) => return Err(format!("after {received} notifications: {e}")),
             None => return Err(format!("subscription ended after {received} notifications")),
         };
-        let field = |name: &str| {
-            n.params
-                .as_ref()
-                .and_then(|p| p.get(name))
-                .and_then(Value::as_i64)
-        };
-        // Echoed params first: one lookup for the shared floor's server.
-        let (request, seq) = match field("n") {
+        // Only the numbers are read from the params' bytes; the echoed
+        // payload is skipped, never built into a `Value`.
+        let unexpected = || format!("unexpected notification params: {n:?}");
+        let counted: Counted = n.params().map_err(|_| unexpected())?;
+        // Echoed params first: the shared floor's server numbers them `n`.
+        let (request, seq) = match counted.n {
             // The position within the request is counted.
             Some(request) => match last {
                 Some((r, s)) if r == request => (request, s + 1),
                 _ => (request, 0),
             },
-            None => match (field("request"), field("seq")) {
-                (Some(request), Some(seq)) => (request, seq as u64),
-                _ => return Err(format!("unexpected notification params: {:?}", n.params)),
+            None => match (counted.request, counted.seq) {
+                (Some(request), Some(seq)) => (request, seq),
+                _ => return Err(unexpected()),
             },
         };
         let in_order = match last {

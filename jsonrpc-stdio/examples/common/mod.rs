@@ -142,7 +142,7 @@ pub async fn next_matching(
         while let Some(item) = sub.next().await {
             match item {
                 Ok(n) => {
-                    let params = n.params.unwrap_or(Value::Null);
+                    let params: Value = n.params()?;
                     if wanted(&params) {
                         return Ok(params);
                     }

@@ -92,10 +92,12 @@ impl LineCodec {
         if line.last() == Some(&b'\r') {
             line.truncate(line.len() - 1);
         }
-        match std::str::from_utf8(&line) {
-            Err(_) => Some(Frame::Bad(BadFrame::InvalidUtf8)),
-            Ok(text) if text.trim_ascii().is_empty() => None,
-            Ok(_) => Some(Frame::Message(line.freeze())),
+        // Not checked as UTF-8 here: the message parser checks each frame
+        // once, whatever its framing, and reads the `str` it gets.
+        if line.trim_ascii().is_empty() {
+            None
+        } else {
+            Some(Frame::Message(line.freeze()))
         }
     }
 }
