@@ -162,6 +162,15 @@ struct EchoParams {
     n: Option<u64>,
 }
 
+/// `EchoParams` with the data already JSON: a numbered raw request is
+/// written by copying it, as the floor's client does, not by escaping the
+/// payload again for each request.
+#[derive(Serialize)]
+struct EchoParamsRaw {
+    data: &'static RawValue,
+    n: Option<u64>,
+}
+
 #[derive(Deserialize)]
 struct EchoResult {
     data: String,
@@ -419,24 +428,43 @@ struct Params {
     value: Option<Value>,
     raw: Option<Box<RawValue>>,
     typed: &'static str,
+    /// `typed` as JSON.
+    json: &'static RawValue,
     n: Option<u64>,
 }
 
 impl Params {
     fn new(data: &'static str, n: Option<u64>, mode: ResponseMode) -> Params {
-        let typed = EchoParams { data, n };
+        let json = serde_json::value::to_raw_value(data).expect("JSON");
+        Params::numbered(data, Box::leak(json), n, mode)
+    }
+
+    /// With `data` already serialized as `json`.
+    fn numbered(
+        data: &'static str,
+        json: &'static RawValue,
+        n: Option<u64>,
+        mode: ResponseMode,
+    ) -> Params {
         let (value, raw) = match mode {
-            ResponseMode::Value => (Some(serde_json::to_value(&typed).expect("JSON")), None),
-            ResponseMode::Raw => (
-                None,
-                Some(serde_json::value::to_raw_value(&typed).expect("JSON")),
-            ),
+            ResponseMode::Value => {
+                let typed = EchoParams { data, n };
+                (Some(serde_json::to_value(&typed).expect("JSON")), None)
+            }
+            ResponseMode::Raw => {
+                let raw = match n {
+                    Some(_) => serde_json::value::to_raw_value(&EchoParamsRaw { data: json, n }),
+                    None => serde_json::value::to_raw_value(&EchoParams { data, n }),
+                };
+                (None, Some(raw.expect("JSON")))
+            }
             ResponseMode::Typed => (None, None),
         };
         Params {
             value,
             raw,
             typed: data,
+            json,
             n,
         }
     }
@@ -453,7 +481,7 @@ async fn one(
     let numbered;
     let params = match n {
         Some(n) => {
-            numbered = Params::new(params.typed, Some(n), mode);
+            numbered = Params::numbered(params.typed, params.json, Some(n), mode);
             &numbered
         }
         None => params,
