@@ -44,7 +44,82 @@ pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// The methods written as a string (a char, a unit variant's name) or as
+/// what they wrap (a newtype struct, unless it is one of serde_json's own),
+/// alike for values and map keys.
+macro_rules! as_strings_or_unwrapped {
+    () => {
+        fn serialize_char(self, v: char) -> Result<(), Unsupported> {
+            self.serialize_str(v.encode_utf8(&mut [0; 4]))
+        }
+
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+        ) -> Result<(), Unsupported> {
+            self.serialize_str(variant)
+        }
+
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            name: &'static str,
+            value: &T,
+        ) -> Result<(), Unsupported> {
+            if is_serde_json_private(name) {
+                return Err(Unsupported);
+            }
+            value.serialize(self)
+        }
+    };
+}
+
+/// Methods of one argument that leave the value to serde_json.
+macro_rules! refuse {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, _: $ty) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+    )*};
+}
+
+/// Tuple and struct variants are left to serde_json.
+macro_rules! refuse_variants {
+    () => {
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, Unsupported> {
+            Err(Unsupported)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, Unsupported> {
+            Err(Unsupported)
+        }
+    };
+}
+
 struct Writer<'v>(&'v mut Vec<u8>);
+
+/// The integer methods: every width written by itoa, as serde_json writes
+/// them.
+macro_rules! integers {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<(), Unsupported> {
+            self.0.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            Ok(())
+        }
+    )*};
+}
 
 /// A shape this writer leaves to serde_json (or an error it lets serde_json
 /// report).
@@ -94,74 +169,27 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
         Ok(())
     }
 
-    fn serialize_i8(self, v: i8) -> Result<(), Unsupported> {
-        self.serialize_i64(v.into())
-    }
+    integers!(
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128
+    );
 
-    fn serialize_i16(self, v: i16) -> Result<(), Unsupported> {
-        self.serialize_i64(v.into())
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<(), Unsupported> {
-        self.serialize_i64(v.into())
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<(), Unsupported> {
-        self.0
-            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-        Ok(())
-    }
-
-    fn serialize_i128(self, v: i128) -> Result<(), Unsupported> {
-        self.0
-            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-        Ok(())
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<(), Unsupported> {
-        self.serialize_u64(v.into())
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<(), Unsupported> {
-        self.serialize_u64(v.into())
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<(), Unsupported> {
-        self.serialize_u64(v.into())
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<(), Unsupported> {
-        self.0
-            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-        Ok(())
-    }
-
-    fn serialize_u128(self, v: u128) -> Result<(), Unsupported> {
-        self.0
-            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-        Ok(())
-    }
-
-    fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-
-    fn serialize_f64(self, _: f64) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-
-    fn serialize_char(self, v: char) -> Result<(), Unsupported> {
-        self.serialize_str(v.encode_utf8(&mut [0; 4]))
-    }
+    refuse!(serialize_f32: f32, serialize_f64: f64, serialize_bytes: &[u8]);
 
     fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
         write_str(self.0, v);
         Ok(())
     }
 
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
+    as_strings_or_unwrapped!();
 
     fn serialize_none(self) -> Result<(), Unsupported> {
         self.serialize_unit()
@@ -178,26 +206,6 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
 
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
         self.serialize_unit()
-    }
-
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-    ) -> Result<(), Unsupported> {
-        self.serialize_str(variant)
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), Unsupported> {
-        if is_serde_json_private(name) {
-            return Err(Unsupported);
-        }
-        value.serialize(self)
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -236,16 +244,6 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
         self.serialize_seq(Some(len))
     }
 
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, Unsupported> {
-        Err(Unsupported)
-    }
-
     fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a>, Unsupported> {
         self.0.push(b'{');
         Ok(Compound {
@@ -269,15 +267,7 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
         self.serialize_map(Some(len))
     }
 
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, Unsupported> {
-        Err(Unsupported)
-    }
+    refuse_variants!();
 }
 
 /// A sequence or a map being written: `first` until its first element.
@@ -315,31 +305,28 @@ impl ser::SerializeSeq for Compound<'_> {
     }
 }
 
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
-    type Error = Unsupported;
+/// Tuples and tuple structs are written as sequences.
+macro_rules! as_a_sequence {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Compound<'_> {
+            type Ok = ();
+            type Error = Unsupported;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+                ser::SerializeSeq::serialize_element(self, value)
+            }
 
-    fn end(self) -> Result<(), Unsupported> {
-        ser::SerializeSeq::end(self)
-    }
+            fn end(self) -> Result<(), Unsupported> {
+                ser::SerializeSeq::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-
-    fn end(self) -> Result<(), Unsupported> {
-        ser::SerializeSeq::end(self)
-    }
-}
+as_a_sequence!(
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
@@ -395,42 +382,31 @@ impl ser::SerializeStruct for Compound<'_> {
 /// shape is left to serde_json.
 macro_rules! refuse_the_rest {
     () => {
-        fn serialize_bool(self, _: bool) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_i8(self, _: i8) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_i16(self, _: i16) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_i32(self, _: i32) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_i64(self, _: i64) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_u8(self, _: u8) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_u16(self, _: u16) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_u32(self, _: u32) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_u64(self, _: u64) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_f64(self, _: f64) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
+        type Ok = ();
+        type Error = Unsupported;
+        type SerializeSeq = Impossible<(), Unsupported>;
+        type SerializeTuple = Impossible<(), Unsupported>;
+        type SerializeTupleStruct = Impossible<(), Unsupported>;
+        type SerializeTupleVariant = Impossible<(), Unsupported>;
+        type SerializeMap = Impossible<(), Unsupported>;
+        type SerializeStruct = Impossible<(), Unsupported>;
+        type SerializeStructVariant = Impossible<(), Unsupported>;
+
+        refuse!(
+            serialize_bool: bool,
+            serialize_i8: i8,
+            serialize_i16: i16,
+            serialize_i32: i32,
+            serialize_i64: i64,
+            serialize_u8: u8,
+            serialize_u16: u16,
+            serialize_u32: u32,
+            serialize_u64: u64,
+            serialize_f32: f32,
+            serialize_f64: f64,
+            serialize_bytes: &[u8],
+            serialize_unit_struct: &'static str
+        );
         fn serialize_none(self) -> Result<(), Unsupported> {
             Err(Unsupported)
         }
@@ -438,9 +414,6 @@ macro_rules! refuse_the_rest {
             Err(Unsupported)
         }
         fn serialize_unit(self) -> Result<(), Unsupported> {
-            Err(Unsupported)
-        }
-        fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
             Err(Unsupported)
         }
         fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -465,15 +438,6 @@ macro_rules! refuse_the_rest {
         ) -> Result<Self::SerializeTupleStruct, Unsupported> {
             Err(Unsupported)
         }
-        fn serialize_tuple_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeTupleVariant, Unsupported> {
-            Err(Unsupported)
-        }
         fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
             Err(Unsupported)
         }
@@ -484,15 +448,7 @@ macro_rules! refuse_the_rest {
         ) -> Result<Self::SerializeStruct, Unsupported> {
             Err(Unsupported)
         }
-        fn serialize_struct_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeStructVariant, Unsupported> {
-            Err(Unsupported)
-        }
+        refuse_variants!();
     };
 }
 
@@ -501,24 +457,12 @@ macro_rules! refuse_the_rest {
 struct RawText<'a>(&'a mut Vec<u8>);
 
 impl ser::Serializer for RawText<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    type SerializeSeq = Impossible<(), Unsupported>;
-    type SerializeTuple = Impossible<(), Unsupported>;
-    type SerializeTupleStruct = Impossible<(), Unsupported>;
-    type SerializeTupleVariant = Impossible<(), Unsupported>;
-    type SerializeMap = Impossible<(), Unsupported>;
-    type SerializeStruct = Impossible<(), Unsupported>;
-    type SerializeStructVariant = Impossible<(), Unsupported>;
-
     fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
         self.0.extend_from_slice(v.as_bytes());
         Ok(())
     }
 
-    fn serialize_char(self, _: char) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
+    refuse!(serialize_char: char);
 
     fn serialize_unit_variant(
         self,
@@ -546,44 +490,12 @@ impl ser::Serializer for RawText<'_> {
 struct Key<'a>(&'a mut Vec<u8>);
 
 impl ser::Serializer for Key<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    type SerializeSeq = Impossible<(), Unsupported>;
-    type SerializeTuple = Impossible<(), Unsupported>;
-    type SerializeTupleStruct = Impossible<(), Unsupported>;
-    type SerializeTupleVariant = Impossible<(), Unsupported>;
-    type SerializeMap = Impossible<(), Unsupported>;
-    type SerializeStruct = Impossible<(), Unsupported>;
-    type SerializeStructVariant = Impossible<(), Unsupported>;
-
     fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
         write_str(self.0, v);
         Ok(())
     }
 
-    fn serialize_char(self, v: char) -> Result<(), Unsupported> {
-        self.serialize_str(v.encode_utf8(&mut [0; 4]))
-    }
-
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-    ) -> Result<(), Unsupported> {
-        self.serialize_str(variant)
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), Unsupported> {
-        if is_serde_json_private(name) {
-            return Err(Unsupported);
-        }
-        value.serialize(self)
-    }
+    as_strings_or_unwrapped!();
 
     refuse_the_rest!();
 }

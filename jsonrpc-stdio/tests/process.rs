@@ -221,15 +221,9 @@ async fn server_with_grandchild(start_child: &str) -> (Client, u32, u32) {
         r#"{start_child} & printf '{{"method":"child","params":%s}}\n' $!; cat > /dev/null"#
     ));
     let mut notes = client.subscribe(Filter::method("child"));
-    let grandchild = notes
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .params::<serde_json::Value>()
-        .unwrap();
+    let grandchild = announced_pid(&mut notes).await;
     let pid = client.pid().unwrap();
-    (client, pid, grandchild.as_u64().unwrap() as u32)
+    (client, pid, grandchild)
 }
 
 #[tokio::test]
@@ -319,15 +313,9 @@ async fn server_with_daemon() -> (Client, u32, u32) {
 async fn server_with_grandchild_script(script: &str) -> (Client, u32, u32) {
     let client = spawn(script);
     let mut notes = client.subscribe(Filter::method("child"));
-    let child = notes
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .params::<serde_json::Value>()
-        .unwrap();
+    let child = announced_pid(&mut notes).await;
     let pid = client.pid().unwrap();
-    (client, pid, child.as_u64().unwrap() as u32)
+    (client, pid, child)
 }
 
 #[tokio::test]
@@ -823,4 +811,14 @@ async fn sequential_callers_racing_a_kill_all_fail_at_once_with_the_cause() {
         "{:?}",
         killed.elapsed()
     );
+}
+
+/// The pid the server announced in its first `child` notification.
+async fn announced_pid(notes: &mut jsonrpc_stdio::Subscription) -> u32 {
+    let note = notes
+        .next()
+        .await
+        .expect("subscribed")
+        .expect("a notification");
+    note.params().expect("a pid")
 }

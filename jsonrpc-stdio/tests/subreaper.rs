@@ -33,14 +33,7 @@ async fn end_orphans_ends_and_reaps_what_no_client_owns_and_spares_live_servers(
     .unwrap();
     let server = client.pid().unwrap();
     let mut notes = client.subscribe(Filter::method("child"));
-    let daemon = notes
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .params::<serde_json::Value>()
-        .unwrap();
-    let daemon = daemon.as_u64().unwrap() as u32;
+    let daemon = announced_pid(&mut notes).await;
     // And an orphan of our own: a child no client owns.
     let mut orphan_child = std::process::Command::new("sleep")
         .arg("300")
@@ -85,14 +78,7 @@ async fn reap_orphans_reaps_exited_orphans_and_leaves_live_servers_unreaped() {
     .unwrap();
     let server = client.pid().unwrap();
     let mut notes = client.subscribe(Filter::method("child"));
-    let orphan = notes
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .params::<serde_json::Value>()
-        .unwrap();
-    let orphan = orphan.as_u64().unwrap() as u32;
+    let orphan = announced_pid(&mut notes).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while stat(orphan) != Some(('Z', me)) {
         assert!(
@@ -112,4 +98,14 @@ async fn reap_orphans_reaps_exited_orphans_and_leaves_live_servers_unreaped() {
         json!("alive")
     );
     assert!(client.close().await.unwrap().unwrap().success());
+}
+
+/// The pid the server announced in its first `child` notification.
+async fn announced_pid(notes: &mut jsonrpc_stdio::Subscription) -> u32 {
+    let note = notes
+        .next()
+        .await
+        .expect("subscribed")
+        .expect("a notification");
+    note.params().expect("a pid")
 }
