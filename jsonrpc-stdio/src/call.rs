@@ -419,3 +419,30 @@ const _: fn() = || {
     send::<ResponseFuture<'static, Value, Value>>();
     send::<ResponseFuture<'static, &'static serde_json::value::RawValue, RawResult>>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scratch_buffer_is_kept_for_small_requests_and_let_go_after_a_huge_one() {
+        let capacity = || SCRATCH.with(|scratch| scratch.borrow().capacity());
+        with_scratch(|buf| buf.extend_from_slice(&[b'x'; 200]));
+        assert!(capacity() >= 200);
+        with_scratch(|buf| {
+            assert!(buf.is_empty(), "the last request's bytes were left in it");
+            buf.resize(2 << 20, b'x');
+        });
+        assert!(capacity() <= 1 << 20, "{}", capacity());
+        // A request serialized while another is (by a `Serialize` impl)
+        // gets a buffer of its own.
+        let nested = with_scratch(|outer| {
+            outer.push(b'a');
+            with_scratch(|inner| {
+                inner.push(b'b');
+                inner.clone()
+            })
+        });
+        assert_eq!(nested, b"b");
+    }
+}

@@ -458,6 +458,20 @@ mod tests {
         q.close();
         assert!(waiter.await.unwrap());
     }
+    #[test]
+    fn a_huge_message_does_not_keep_its_buffers_once_written() {
+        let q = Outbox::new(8 << 20, Framing::NewlineDelimited);
+        let (failed, _failed) = oneshot::channel();
+        q.attach(tokio::io::sink(), Framing::NewlineDelimited, failed);
+        q.try_push(&vec![b'x'; 2 << 20]).unwrap();
+        q.try_push(b"small").unwrap();
+        q.write_now();
+        assert_eq!(q.queued_bytes(), 0);
+        let writing = lock(&q.sink).as_ref().map(|s| s.writing.capacity());
+        assert!(writing.unwrap() <= KEEP_CAPACITY, "{writing:?}");
+        assert!(lock(&q.state).queue.capacity() <= KEEP_CAPACITY);
+    }
+
     /// Takes at most 7 bytes per write, and says `Pending` (waking at once)
     /// every other call: every chunk is split, and resumed by the writer.
     struct Trickle {
