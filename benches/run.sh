@@ -38,7 +38,7 @@ for program in echo-server raw-baseline; do
     cargo build --release --quiet --manifest-path "$FLOOR_DIR/$program/Cargo.toml" \
         --target-dir "$FLOOR_TARGET"
 done
-cargo build --release --quiet -p jrpc -p test-peers --bin jrpc --bin bench_liveness
+cargo build --release --quiet -p jrpc -p test-peers --bin jrpc --bin bench_liveness --bin tokio_baseline
 T=target/release
 F=$FLOOR_TARGET/release
 WORK=$(mktemp -d)
@@ -115,6 +115,15 @@ library_one() { # scenario -> the library's rps (nps with notifications)
     echo "${value:-0}"
 }
 
+tokio_one() { # scenario -> the rate of a client written by hand on tokio, no library
+    local n c p rt mode k line
+    read -r n c p rt mode k <<<"${SCENARIO[$1]}"
+    line=$("$T/tokio_baseline" --runtime "$rt" "$F/echo-server" "$n" "$p" | tail -1) || line=""
+    local value
+    value=$(field rps "$line")
+    echo "${value:-0}"
+}
+
 for ((round = 1; round <= ROUNDS; round++)); do
     for name in $SCENARIOS; do
         # Notifications have no floor (raw-baseline sends none): the target is
@@ -125,6 +134,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
         echo "$lib" >>"$WORK/lib.$name"
         awk -v l="$lib" -v b="$base" 'BEGIN {printf "%.4f\n", (b > 0 ? l / b : 0)}' >>"$WORK/ratio.$name"
         echo "round $round $name: floor=$base library=$lib" >&2
+        # At 1 in flight, also what tokio itself leaves: a hand-written
+        # async client, same round.
+        if [[ $name == c1-raw || $name == c1-mt-raw ]]; then
+            tok=$(tokio_one "$name")
+            awk -v t="$tok" -v b="$base" 'BEGIN {printf "%.4f\n", (b > 0 ? t / b : 0)}' >>"$WORK/tokio.$name"
+            awk -v l="$lib" -v t="$tok" 'BEGIN {printf "%.4f\n", (t > 0 ? l / t : 0)}' >>"$WORK/libtokio.$name"
+            echo "round $round $name: tokio client=$tok" >&2
+        fi
     done
 done
 
@@ -173,6 +190,21 @@ for name in $SCENARIOS; do
                 t, f, l, n, r, g, (r >= g ? "✔" : "✘")
         }'
     fi
+done
+
+for name in c1-raw c1-mt-raw; do
+    [[ -s "$WORK/tokio.$name" ]] || continue
+    if [[ -z ${printed_tokio:-} ]]; then
+        echo
+        echo "What tokio itself leaves at 1 in flight: \`tokio_baseline\`, a client written by hand on"
+        echo "tokio (write, await the answer line, parse it; no pending table, timeout or liveness),"
+        echo "in the same rounds against the same server:"
+        echo
+        printed_tokio=1
+    fi
+    awk -v t="$(median <"$WORK/tokio.$name")" -v l="$(median <"$WORK/libtokio.$name")" -v s="${TITLE[$name]}" 'BEGIN {
+        printf "- %s: the hand-written tokio client %.2fx the floor; the library %.2fx that client\n", s, t, l
+    }'
 done
 
 echo
