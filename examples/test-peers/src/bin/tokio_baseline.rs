@@ -111,7 +111,12 @@ async fn ping_pong(server: String, requests: u64, payload: usize) -> Result<Stri
         request.extend_from_slice(b"}\n");
         stdin.write_all(&request).await.map_err(|e| e.to_string())?;
         line.clear();
-        if stdout.read_line(&mut line).await.map_err(|e| e.to_string())? == 0 {
+        if stdout
+            .read_line(&mut line)
+            .await
+            .map_err(|e| e.to_string())?
+            == 0
+        {
             return Err(format!("the server closed its output after {id} answers"));
         }
         let response: Response = serde_json::from_str(&line).map_err(|e| e.to_string())?;
