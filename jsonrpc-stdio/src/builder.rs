@@ -191,8 +191,9 @@ impl Builder {
     ///
     /// # Panics
     /// Outside a tokio runtime. Request timeouts need the runtime's timers:
-    /// on a runtime without them the first timed request panics, before
-    /// anything is sent.
+    /// on a runtime without them a request with a timeout fails with
+    /// [`Error::Runtime`] before anything is sent (one without a timeout
+    /// goes).
     pub fn connect<R, W>(self, reader: R, writer: W) -> Client
     where
         R: AsyncRead + Send + 'static,
@@ -221,7 +222,9 @@ impl Builder {
             .outbox
             .attach(writer, connection.config.framing, write_failed_tx);
         runtime.spawn(driver::write(connection.clone()).instrument(span.clone()));
-        runtime.spawn(driver::sweep_deadlines(connection.clone()).instrument(span.clone()));
+        if connection.has_timers() {
+            runtime.spawn(driver::sweep_deadlines(connection.clone()).instrument(span.clone()));
+        }
         runtime.spawn(
             driver::read(connection.clone(), reader, watch, write_failed_rx).instrument(span),
         );

@@ -125,6 +125,9 @@ pub(crate) struct Connection {
     pub(crate) outbox: Outbox,
     /// Wakes the deadline sweeper when a deadline comes before its next look.
     sweeper: Notify,
+    /// Whether the runtime has timers, which the sweeper needs: without
+    /// them no sweeper runs, and a request with a deadline is refused.
+    timers: bool,
     closed: watch::Sender<Option<Arc<CloseReason>>>,
     process: Option<ServerProcess>,
     /// The runtime the connection was built on: its timers time requests,
@@ -151,6 +154,7 @@ impl Connection {
             routes: Mutex::new(Routes::default()),
             outbox: Outbox::new(config.max_queued_bytes, config.framing),
             sweeper: Notify::new(),
+            timers: runtime_has_timers(&runtime),
             closed: watch::channel(None).0,
             process,
             runtime,
@@ -335,6 +339,11 @@ impl Connection {
         next
     }
 
+    /// Whether deadlines can be kept (see `timers`).
+    pub(crate) fn has_timers(&self) -> bool {
+        self.timers
+    }
+
     /// The sweeper waits on this between looks.
     pub(crate) fn deadline_added(&self) -> tokio::sync::futures::Notified<'_> {
         self.sweeper.notified()
@@ -500,6 +509,13 @@ impl State {
         }
         earlier
     }
+}
+
+/// tokio cannot say whether a runtime has its time driver; making a timer
+/// on one without it panics. So a timer is made, and the panic caught.
+fn runtime_has_timers(runtime: &Runtime) -> bool {
+    let _on = runtime.enter();
+    std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
 }
 
 /// The cause reported when the connection is gone without one recorded:

@@ -30,7 +30,10 @@ pub enum Error {
         source: Arc<io::Error>,
     },
     /// The call needs a tokio runtime it did not find (see
-    /// [`Builder::spawn`](crate::Builder::spawn)). Nothing was started.
+    /// [`Builder::spawn`](crate::Builder::spawn)): nothing was started. Or a
+    /// request with a timeout was made on a connection whose runtime has
+    /// no timers (see [`Builder::connect`](crate::Builder::connect)):
+    /// nothing was sent.
     #[error("jsonrpc-stdio needs a tokio runtime with IO and timers enabled: {problem}")]
     Runtime {
         /// What is missing.

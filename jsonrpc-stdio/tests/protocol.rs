@@ -423,6 +423,31 @@ async fn each_request_times_out_at_its_own_deadline() {
     assert_eq!(client.stats().pending_requests, 1);
 }
 
+/// Timeouts are kept by the connection's runtime: connected on one without
+/// timers, a timed request is refused at once (never left waiting without a
+/// deadline), and an untimed one goes.
+#[test]
+fn on_a_runtime_without_timers_a_timed_request_is_refused_and_an_untimed_one_goes() {
+    let bare = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    bare.block_on(async {
+        let (client, mut server) = connect();
+        let err = client.request("timed", json!(null)).await.unwrap_err();
+        assert!(matches!(err, Error::Runtime { .. }), "{err}");
+        assert!(err.to_string().contains("no timers"), "{err}");
+        let c = client.clone();
+        let untimed = tokio::spawn(async move { c.request("m", json!(null)).timeout(None).await });
+        // The refused request was never written: the first line is this one.
+        let request = server.recv().await;
+        assert_eq!(request["method"], "m");
+        server
+            .send(format!("{{\"id\":{},\"result\":7}}\n", request["id"]).as_bytes())
+            .await;
+        assert_eq!(untimed.await.unwrap().unwrap(), json!(7));
+    });
+}
+
 #[tokio::test]
 async fn an_abandoned_request_sends_the_configured_cancel_notification() {
     let (client, mut server) =
