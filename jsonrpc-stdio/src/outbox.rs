@@ -403,6 +403,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn msg(n: usize) -> Vec<u8> {
         vec![b'x'; n]
@@ -529,11 +530,11 @@ mod tests {
             q.try_push(&[]).unwrap();
             q.try_push(&[b'x'; 30]).unwrap();
             q.wake_writer();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while lock(&out).len() < expected.len() || q.queued_bytes() > 0 {
-                assert!(std::time::Instant::now() < deadline, "{framing}: stuck");
-                tokio::task::yield_now().await;
-            }
+            // The whole limit fits again only once every byte was written:
+            // the writer's `written` is the event.
+            let all_written = tokio::time::timeout(Duration::from_secs(5), q.reserve(1000)).await;
+            assert!(all_written.is_ok(), "{framing}: stuck");
+            drop(all_written);
             assert_eq!(&lock(&out)[..], expected, "{framing}");
             q.close();
             writer.await.unwrap();
