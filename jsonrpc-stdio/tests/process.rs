@@ -34,8 +34,8 @@ fn is_gone(pid: u32) -> bool {
 }
 
 /// Waits until `condition` holds, failing after 10 s with `what`. Only for
-/// what gives this test no event: a process that is not our child dying, one
-/// our client owns being reaped or stopping.
+/// what gives this test no event: a process our client owns being reaped or
+/// stopping.
 async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !condition() {
@@ -44,8 +44,18 @@ async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Waits for `pid` to end, on its pidfd: it becomes readable when the
+/// process exits, whoever its parent is. Fails after 10 s.
 async fn wait_gone(pid: u32) {
-    until(&format!("process {pid} still running"), || is_gone(pid)).await;
+    let pid_ = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+    let Ok(pidfd) = rustix::process::pidfd_open(pid_, rustix::process::PidfdFlags::empty()) else {
+        // No such process: already reaped.
+        return;
+    };
+    let pidfd = tokio::io::unix::AsyncFd::new(pidfd).expect("a pidfd can be polled");
+    let exited = tokio::time::timeout(Duration::from_secs(10), pidfd.readable()).await;
+    assert!(exited.is_ok(), "process {pid} still running");
+    assert!(is_gone(pid), "process {pid} exited but is not gone");
 }
 
 #[tokio::test]
