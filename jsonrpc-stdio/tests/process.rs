@@ -47,14 +47,26 @@ async fn until(what: &str, mut condition: impl FnMut() -> bool) {
 /// Waits for `pid` to end, on its pidfd: it becomes readable when the
 /// process exits, whoever its parent is. Fails after 10 s.
 async fn wait_gone(pid: u32) {
-    let pid_ = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
-    let Ok(pidfd) = rustix::process::pidfd_open(pid_, rustix::process::PidfdFlags::empty()) else {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::process::{pidfd_open, Pid, PidfdFlags};
+    let Ok(pidfd) = pidfd_open(
+        Pid::from_raw(pid as i32).expect("a pid"),
+        PidfdFlags::empty(),
+    ) else {
         // No such process: already reaped.
         return;
     };
-    let pidfd = tokio::io::unix::AsyncFd::new(pidfd).expect("a pidfd can be polled");
-    let exited = tokio::time::timeout(Duration::from_secs(10), pidfd.readable()).await;
-    assert!(exited.is_ok(), "process {pid} still running");
+    let exited = tokio::task::spawn_blocking(move || {
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        let within = Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&within))
+    })
+    .await
+    .expect("the wait ran");
+    assert!(matches!(exited, Ok(1)), "process {pid} still running");
     assert!(is_gone(pid), "process {pid} exited but is not gone");
 }
 
