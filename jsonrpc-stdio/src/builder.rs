@@ -182,7 +182,7 @@ impl Builder {
             stderr_task,
             tail,
         };
-        Ok(self.start(stdout, stdin, Some((process, watch)), runtime, span))
+        Ok(self.start(stdout, stdin, Some((process, watch)), runtime, true, span))
     }
 
     /// Connects over any byte streams: a socket, `tokio::io::duplex`, the
@@ -200,7 +200,7 @@ impl Builder {
         W: AsyncWrite + Send + 'static,
     {
         let span = tracing::debug_span!("jsonrpc");
-        self.start(reader, writer, None, Runtime::current(), span)
+        self.start(reader, writer, None, Runtime::current(), has_timers(), span)
     }
 
     fn start<R, W>(
@@ -209,6 +209,7 @@ impl Builder {
         writer: W,
         process: Option<(ServerProcess, driver::Process)>,
         runtime: Runtime,
+        timers: bool,
         span: tracing::Span,
     ) -> Client
     where
@@ -216,7 +217,7 @@ impl Builder {
         W: AsyncWrite + Send + 'static,
     {
         let (process, watch) = process.unzip();
-        let connection = Arc::new(Connection::new(self, process, runtime.clone()));
+        let connection = Arc::new(Connection::new(self, process, runtime.clone(), timers));
         let (write_failed_tx, write_failed_rx) = oneshot::channel();
         connection
             .outbox
@@ -242,8 +243,7 @@ fn runtime_with_io_and_timers() -> Result<Runtime, Error> {
     let runtime = Runtime::try_current().map_err(|_| Error::Runtime {
         problem: "Builder::spawn was called outside of one",
     })?;
-    let timers = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
-    if timers.is_err() {
+    if !has_timers() {
         return Err(Error::Runtime {
             problem: "this runtime has no timers (build it with enable_all or enable_time)",
         });
@@ -255,4 +255,10 @@ fn runtime_with_io_and_timers() -> Result<Runtime, Error> {
         });
     }
     Ok(runtime)
+}
+
+/// Whether the current runtime has its time driver: a timer is made, and
+/// the panic of a runtime without one caught.
+fn has_timers() -> bool {
+    std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
 }

@@ -140,7 +140,13 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(config: Builder, process: Option<ServerProcess>, runtime: Runtime) -> Self {
+    /// `timers`: whether `runtime` has its time driver (see `timers`).
+    pub(crate) fn new(
+        config: Builder,
+        process: Option<ServerProcess>,
+        runtime: Runtime,
+        timers: bool,
+    ) -> Self {
         Connection {
             state: Mutex::new(State {
                 pending: Pending::default(),
@@ -154,7 +160,7 @@ impl Connection {
             routes: Mutex::new(Routes::default()),
             outbox: Outbox::new(config.max_queued_bytes, config.framing),
             sweeper: Notify::new(),
-            timers: runtime_has_timers(&runtime),
+            timers,
             closed: watch::channel(None).0,
             process,
             runtime,
@@ -511,13 +517,6 @@ impl State {
     }
 }
 
-/// tokio cannot say whether a runtime has its time driver; making a timer
-/// on one without it panics. So a timer is made, and the panic caught.
-fn runtime_has_timers(runtime: &Runtime) -> bool {
-    let _on = runtime.enter();
-    std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
-}
-
 /// The cause reported when the connection is gone without one recorded:
 /// only the client ends a connection without saying why.
 pub(crate) fn closed_by_client() -> Arc<CloseReason> {
@@ -531,7 +530,7 @@ mod tests {
     use serde_json::Value;
 
     fn connection(config: Builder) -> Connection {
-        Connection::new(config, None, Runtime::current())
+        Connection::new(config, None, Runtime::current(), true)
     }
 
     /// Registers request `id` as a call does: room first, then the entry.
