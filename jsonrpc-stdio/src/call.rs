@@ -27,6 +27,7 @@ use crate::connection::{Answer, Connection};
 use crate::error::Error;
 use crate::message::{encode_notification, encode_request, RawResult, RequestId};
 use crate::typed;
+use crate::write_json::with_scratch;
 
 /// The notification sent when a request is abandoned (dropped or timed out),
 /// so the server can stop working on it.
@@ -64,7 +65,9 @@ impl CancelNotification {
     /// be encoded (then nothing is sent: the request is forgotten all the
     /// same).
     pub(crate) fn encode(&self, id: &RequestId) -> Option<Vec<u8>> {
-        encode_notification(&self.method, Some(&(self.params)(id))).ok()
+        let mut bytes = Vec::new();
+        encode_notification(&mut bytes, &self.method, Some(&(self.params)(id))).ok()?;
+        Some(bytes)
     }
 }
 
@@ -393,30 +396,6 @@ impl<P, T> fmt::Debug for ResponseFuture<'_, P, T> {
     }
 }
 
-thread_local! {
-    /// Where requests are serialized before they are copied into the
-    /// outgoing queue: one buffer per thread, reused, so a request allocates
-    /// nothing to be serialized.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with an empty scratch buffer. A `Serialize` impl that sends a
-/// request of its own while being serialized gets a fresh buffer.
-fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            let result = f(&mut buf);
-            // One huge request must not keep its buffer for the thread's life.
-            if buf.capacity() > 1 << 20 {
-                *buf = Vec::new();
-            }
-            result
-        }
-        Err(_) => f(&mut Vec::new()),
-    })
-}
-
 // A request can be awaited in a spawned task: its future is `Send` when its
 // params are.
 const _: fn() = || {
@@ -424,30 +403,3 @@ const _: fn() = || {
     send::<ResponseFuture<'static, Value, Value>>();
     send::<ResponseFuture<'static, &'static serde_json::value::RawValue, RawResult>>();
 };
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_scratch_buffer_is_kept_for_small_requests_and_let_go_after_a_huge_one() {
-        let capacity = || SCRATCH.with(|scratch| scratch.borrow().capacity());
-        with_scratch(|buf| buf.extend_from_slice(&[b'x'; 200]));
-        assert!(capacity() >= 200);
-        with_scratch(|buf| {
-            assert!(buf.is_empty(), "the last request's bytes were left in it");
-            buf.resize(2 << 20, b'x');
-        });
-        assert!(capacity() <= 1 << 20, "{}", capacity());
-        // A request serialized while another is (by a `Serialize` impl)
-        // gets a buffer of its own.
-        let nested = with_scratch(|outer| {
-            outer.push(b'a');
-            with_scratch(|inner| {
-                inner.push(b'b');
-                inner.clone()
-            })
-        });
-        assert_eq!(nested, b"b");
-    }
-}

@@ -17,6 +17,7 @@ use crate::process::{ServerCommand, ServerProcess};
 use crate::routes::{Filter, IncomingRequests, Subscription};
 use crate::stats::ConnectionStats;
 use crate::typed;
+use crate::write_json::with_scratch;
 
 /// Owns the server process on behalf of every [`Client`] clone.
 struct Handle {
@@ -128,11 +129,13 @@ impl Client {
     /// not read [`Builder::max_queued_bytes`] of what was sent to it (then
     /// nothing was queued; try again later, or treat the server as stuck).
     pub fn notify<P: Serialize>(&self, method: &str, params: P) -> Result<(), Error> {
-        let bytes = encode_notification(method, Some(&params)).map_err(|e| Error::Encode {
-            method: method.to_owned(),
-            source: Arc::new(e),
-        })?;
-        self.connection().send(method, bytes)
+        with_scratch(|bytes| {
+            encode_notification(bytes, method, Some(&params)).map_err(|e| Error::Encode {
+                method: method.to_owned(),
+                source: Arc::new(e),
+            })?;
+            self.connection().send(method, bytes)
+        })
     }
 
     /// Sends a typed notification.

@@ -317,7 +317,7 @@ impl Connection {
             .as_ref()
             .and_then(|cancel| cancel.encode(&RequestId::from(id)))
         {
-            self.send_reply("a cancel notification", bytes);
+            self.send_reply("a cancel notification", &bytes);
         }
     }
 
@@ -388,8 +388,8 @@ impl Connection {
 
     /// Queues bytes for the writer if they fit, unless the connection is
     /// dead. `method` names the message in the error.
-    pub(crate) fn send(&self, method: &str, bytes: Vec<u8>) -> Result<(), Error> {
-        match self.outbox.try_push(&bytes) {
+    pub(crate) fn send(&self, method: &str, bytes: &[u8]) -> Result<(), Error> {
+        match self.outbox.try_push(bytes) {
             Ok(()) => Ok(()),
             Err(Refused::Full(full)) => Err(Error::QueueFull {
                 method: method.to_owned(),
@@ -403,7 +403,7 @@ impl Connection {
     /// Queues a message the client writes on its own (a refusal, an error
     /// reply, a cancel notification): nobody waits on it, so when it cannot
     /// be queued it is logged and counted, never lost silently.
-    pub(crate) fn send_reply(&self, what: &str, bytes: Vec<u8>) {
+    pub(crate) fn send_reply(&self, what: &str, bytes: &[u8]) {
         if let Err(e) = self.send(what, bytes) {
             if !e.is_closed() {
                 self.stats.unsent_replies.fetch_add(1, Ordering::Relaxed);

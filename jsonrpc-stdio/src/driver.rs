@@ -352,7 +352,7 @@ fn refuse(connection: &Connection, incoming: IncomingRequest) {
     tracing::debug!(method = %request.method, id = %request.id, %error, "refusing server request");
     connection.send_reply(
         "a refusal of a server request",
-        encode_response(&request.id, &Err(error)),
+        &encode_response(&request.id, &Err(error)),
     );
 }
 

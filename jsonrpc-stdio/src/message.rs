@@ -913,14 +913,19 @@ pub(crate) fn encode_request<P: Serialize + ?Sized>(
 
 /// Serializes a notification straight from borrowed parts.
 pub(crate) fn encode_notification<P: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
     method: &str,
     params: Option<&P>,
-) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(&OutNotification {
-        jsonrpc: "2.0",
-        method,
-        params,
-    })
+) -> serde_json::Result<()> {
+    // By hand around the method and params, as a request is.
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","method":"#);
+    crate::write_json::write_string(out, method);
+    if let Some(params) = params {
+        out.extend_from_slice(br#","params":"#);
+        crate::write_json::write(out, params)?;
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// Serializes a response to a server→client request.
@@ -1291,7 +1296,7 @@ mod tests {
     }
 
     #[test]
-    fn a_request_is_encoded_as_its_struct_would_be() {
+    fn requests_and_notifications_are_encoded_as_their_structs_would_be() {
         let params = json!({"a": [1, "two\n"], "b": null});
         for id in [RequestId::from(7), RequestId::from("x\"y")] {
             for (method, params) in [("echo", Some(&params)), ("m/\u{1}é", None)] {
@@ -1300,6 +1305,18 @@ mod tests {
                 let theirs = serde_json::to_vec(&OutRequest {
                     jsonrpc: "2.0",
                     id: &id,
+                    method,
+                    params,
+                })
+                .unwrap();
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    String::from_utf8(theirs).unwrap()
+                );
+                let mut ours = Vec::new();
+                encode_notification(&mut ours, method, params).unwrap();
+                let theirs = serde_json::to_vec(&OutNotification {
+                    jsonrpc: "2.0",
                     method,
                     params,
                 })

@@ -410,7 +410,7 @@ impl IncomingRequest {
         self.answered = true;
         self.connection.send(
             &self.request.method,
-            encode_response(&self.request.id, &result),
+            &encode_response(&self.request.id, &result),
         )
     }
 
@@ -445,7 +445,7 @@ impl Drop for IncomingRequest {
             );
             self.connection.send_reply(
                 "an error reply to a request dropped unanswered",
-                encode_response(&self.request.id, &Err(err)),
+                &encode_response(&self.request.id, &Err(err)),
             );
         }
     }

@@ -16,6 +16,10 @@
 //! keys, a `Serialize` impl that fails — and the whole value is written
 //! again by serde_json, which decides the bytes or the error. So the output
 //! is serde_json's in every case; the tests compare the two.
+//!
+//! Requests and notifications are written into one reused buffer per
+//! thread ([`with_scratch`]) and copied from there into the outgoing queue,
+//! so sending allocates nothing.
 
 use std::fmt;
 
@@ -606,6 +610,30 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+thread_local! {
+    /// Where requests are serialized before they are copied into the
+    /// outgoing queue: one buffer per thread, reused, so a request allocates
+    /// nothing to be serialized.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with an empty scratch buffer. A `Serialize` impl that sends a
+/// request of its own while being serialized gets a fresh buffer.
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let result = f(&mut buf);
+            // One huge request must not keep its buffer for the thread's life.
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
+            }
+            result
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -845,5 +873,27 @@ mod tests {
         let text = "x".repeat(60_000);
         same_and_fast(&text);
         same_and_fast(&format!("{text}\"{text}"));
+    }
+
+    #[test]
+    fn the_scratch_buffer_is_kept_for_small_requests_and_let_go_after_a_huge_one() {
+        let capacity = || SCRATCH.with(|scratch| scratch.borrow().capacity());
+        with_scratch(|buf| buf.extend_from_slice(&[b'x'; 200]));
+        assert!(capacity() >= 200);
+        with_scratch(|buf| {
+            assert!(buf.is_empty(), "the last request's bytes were left in it");
+            buf.resize(2 << 20, b'x');
+        });
+        assert!(capacity() <= 1 << 20, "{}", capacity());
+        // A request serialized while another is (by a `Serialize` impl)
+        // gets a buffer of its own.
+        let nested = with_scratch(|outer| {
+            outer.push(b'a');
+            with_scratch(|inner| {
+                inner.push(b'b');
+                inner.clone()
+            })
+        });
+        assert_eq!(nested, b"b");
     }
 }
