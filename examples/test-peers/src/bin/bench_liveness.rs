@@ -54,17 +54,7 @@ fn main() -> ExitCode {
         eprintln!("bench_liveness: no server command after --\n{USAGE}");
         return ExitCode::from(64);
     }
-    let runtime = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    }
-    .expect("tokio runtime");
+    let runtime = test_peers::bench_runtime(multi_thread);
     match runtime.block_on(run(in_flight, payload, command)) {
         Ok(line) => {
             println!("{line}");

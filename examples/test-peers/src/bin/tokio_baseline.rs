@@ -52,17 +52,7 @@ fn main() -> ExitCode {
     let (Ok(requests), Ok(payload)) = (requests.parse::<u64>(), payload.parse::<usize>()) else {
         return usage();
     };
-    let runtime = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    }
-    .expect("tokio runtime");
+    let runtime = test_peers::bench_runtime(multi_thread);
     let server = server.clone();
     // In a task, as `jrpc bench` runs: `block_on`'s own future is polled
     // outside the multi-thread runtime's workers.
