@@ -893,32 +893,38 @@ pub(crate) fn encode_request<P: Serialize + ?Sized>(
     method: &str,
     params: Option<&P>,
 ) -> serde_json::Result<()> {
-    // The envelope by hand, the method and params by serde_json: the same
-    // bytes as serializing an `OutRequest`, without four escaped keys and a
-    // map serializer per request.
-    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    match id.as_i64() {
-        Some(n) => crate::write_json::write_i64(out, n),
-        None => crate::write_json::write(out, id)?,
-    }
-    out.extend_from_slice(br#","method":"#);
-    crate::write_json::write_string(out, method);
-    if let Some(params) = params {
-        out.extend_from_slice(br#","params":"#);
-        crate::write_json::write(out, params)?;
-    }
-    out.push(b'}');
-    Ok(())
+    encode_call(out, Some(id), method, params)
 }
 
-/// Serializes a notification straight from borrowed parts.
+/// As [`encode_request`], for a notification.
 pub(crate) fn encode_notification<P: Serialize + ?Sized>(
     out: &mut Vec<u8>,
     method: &str,
     params: Option<&P>,
 ) -> serde_json::Result<()> {
-    // By hand around the method and params, as a request is.
-    out.extend_from_slice(br#"{"jsonrpc":"2.0","method":"#);
+    encode_call(out, None, method, params)
+}
+
+/// A request (with an id) or a notification. The envelope by hand, the
+/// method and params by [`write_json`](crate::write_json): the same bytes as
+/// serializing an `OutRequest` or `OutNotification`, without escaping four
+/// keys and running a map serializer per message.
+fn encode_call<P: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    id: Option<&RequestId>,
+    method: &str,
+    params: Option<&P>,
+) -> serde_json::Result<()> {
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","#);
+    if let Some(id) = id {
+        out.extend_from_slice(br#""id":"#);
+        match id.as_i64() {
+            Some(n) => crate::write_json::write_i64(out, n),
+            None => crate::write_json::write(out, id)?,
+        }
+        out.push(b',');
+    }
+    out.extend_from_slice(br#""method":"#);
     crate::write_json::write_string(out, method);
     if let Some(params) = params {
         out.extend_from_slice(br#","params":"#);
