@@ -5,6 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+mod children;
+
+use children::announced_pid;
 use futures::StreamExt;
 use jsonrpc_stdio::{Client, CloseReason, Filter, ServerCommand};
 use serde_json::json;
@@ -833,14 +836,4 @@ async fn sequential_callers_racing_a_kill_all_fail_at_once_with_the_cause() {
         "{:?}",
         killed.elapsed()
     );
-}
-
-/// The pid the server announced in its first `child` notification.
-async fn announced_pid(notes: &mut jsonrpc_stdio::Subscription) -> u32 {
-    let note = notes
-        .next()
-        .await
-        .expect("subscribed")
-        .expect("a notification");
-    note.params().expect("a pid")
 }

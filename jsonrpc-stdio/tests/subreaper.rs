@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+mod children;
+
+use children::announced_pid;
 use jsonrpc_stdio::process::{become_subreaper, end_orphans, reap_orphans};
 use jsonrpc_stdio::{Client, Filter, ServerCommand};
 use serde_json::json;
@@ -98,14 +100,4 @@ async fn reap_orphans_reaps_exited_orphans_and_leaves_live_servers_unreaped() {
         json!("alive")
     );
     assert!(client.close().await.unwrap().unwrap().success());
-}
-
-/// The pid the server announced in its first `child` notification.
-async fn announced_pid(notes: &mut jsonrpc_stdio::Subscription) -> u32 {
-    let note = notes
-        .next()
-        .await
-        .expect("subscribed")
-        .expect("a notification");
-    note.params().expect("a pid")
 }
