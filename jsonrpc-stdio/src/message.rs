@@ -1306,31 +1306,34 @@ mod tests {
         let params = json!({"a": [1, "two\n"], "b": null});
         for id in [RequestId::from(7), RequestId::from("x\"y")] {
             for (method, params) in [("echo", Some(&params)), ("m/\u{1}é", None)] {
-                let mut ours = Vec::new();
-                encode_request(&mut ours, &id, method, params).unwrap();
-                let theirs = serde_json::to_vec(&OutRequest {
-                    jsonrpc: "2.0",
-                    id: &id,
-                    method,
-                    params,
-                })
-                .unwrap();
-                assert_eq!(
-                    String::from_utf8(ours).unwrap(),
-                    String::from_utf8(theirs).unwrap()
-                );
-                let mut ours = Vec::new();
-                encode_notification(&mut ours, method, params).unwrap();
-                let theirs = serde_json::to_vec(&OutNotification {
-                    jsonrpc: "2.0",
-                    method,
-                    params,
-                })
-                .unwrap();
-                assert_eq!(
-                    String::from_utf8(ours).unwrap(),
-                    String::from_utf8(theirs).unwrap()
-                );
+                let mut request = Vec::new();
+                encode_request(&mut request, &id, method, params).unwrap();
+                let mut notification = Vec::new();
+                encode_notification(&mut notification, method, params).unwrap();
+                for (ours, theirs) in [
+                    (
+                        request,
+                        serde_json::to_vec(&OutRequest {
+                            jsonrpc: "2.0",
+                            id: &id,
+                            method,
+                            params,
+                        }),
+                    ),
+                    (
+                        notification,
+                        serde_json::to_vec(&OutNotification {
+                            jsonrpc: "2.0",
+                            method,
+                            params,
+                        }),
+                    ),
+                ] {
+                    assert_eq!(
+                        String::from_utf8(ours).unwrap(),
+                        String::from_utf8(theirs.unwrap()).unwrap()
+                    );
+                }
             }
         }
     }
