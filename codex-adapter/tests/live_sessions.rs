@@ -20,7 +20,9 @@ use mock_model::{default_script, CodexHome, MockModel, ModelRequest, Reply};
 
 mod support;
 use support::codex_binaries::binaries;
-use support::{command_line, deltas, drain, outcome, poll_until, process_state, sigkill};
+use support::{
+    command_line, deltas, drain, outcome, poll_until, process_state, sigkill, wait_exited,
+};
 
 /// How long a live turn may take before the test calls it hung.
 const TURN_BOUND: Duration = Duration::from_secs(60);
@@ -127,29 +129,37 @@ impl Rig {
 }
 
 /// The live descendants of this process (with their command lines), once
-/// there are none or after 3 s: what outlived codex. Nothing announces the
-/// end of a grandchild, so this polls.
+/// there are none or after 3 s: what outlived codex. Each end is awaited on
+/// the process's pidfd.
 async fn settle() -> Vec<String> {
-    let mut alive = Vec::new();
-    poll_until(Duration::from_secs(3), || {
-        alive = reaper::descendants()
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let alive: Vec<u32> = reaper::descendants()
             .into_iter()
-            .filter_map(|pid| match process_state(pid)? {
-                'Z' | 'X' => {
+            .filter(|&pid| match process_state(pid) {
+                Some('Z' | 'X') => {
                     // Reap our zombie children as we go.
                     let _ = nix::sys::wait::waitpid(
                         nix::unistd::Pid::from_raw(pid as i32),
                         Some(nix::sys::wait::WaitPidFlag::WNOHANG),
                     );
-                    None
+                    false
                 }
-                _ => Some(format!("{pid} {}", command_line(pid))),
+                Some(_) => true,
+                None => false,
             })
             .collect();
-        alive.is_empty().then_some(())
-    })
-    .await;
-    alive
+        let Some(&first) = alive.first() else {
+            return Vec::new();
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !wait_exited(first, left).await {
+            return alive
+                .iter()
+                .map(|pid| format!("{pid} {}", command_line(*pid)))
+                .collect();
+        }
+    }
 }
 
 async fn events_of(turn: codex_adapter::Turn) -> Vec<TurnEvent> {
@@ -459,8 +469,15 @@ async fn live_the_breaker_opens_after_five_failed_starts_and_a_working_codex_hea
         // The binary works again; once the breaker's time is up, the next
         // call starts it.
         std::fs::remove_file(&failing).unwrap();
-        // Nothing announces the breaker's time is up: the status says it.
-        let closed = poll_until(open_for * 2, || {
+        // The status says when the breaker's time is up: wait for that
+        // moment, then for the status to say so (at once, bar rounding).
+        if let Health::Unavailable { until, .. } = rig.sessions.status() {
+            let left = until
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::sleep(left).await;
+        }
+        let closed = poll_until(open_for, || {
             (!matches!(rig.sessions.status(), Health::Unavailable { .. })).then_some(())
         })
         .await;

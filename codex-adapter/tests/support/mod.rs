@@ -69,9 +69,32 @@ pub fn command_line(pid: u32) -> String {
     String::from_utf8_lossy(&cmdline).replace('\0', " ")
 }
 
+/// Waits up to `within` for `pid` to exit, on its pidfd, which becomes
+/// readable when the process ends whoever its parent is. True when it has
+/// (or was already gone).
+pub async fn wait_exited(pid: u32, within: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::process::{pidfd_open, Pid, PidfdFlags};
+    let Some(pid) = Pid::from_raw(pid as i32) else {
+        return true;
+    };
+    let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty()) else {
+        return true; // no such process
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        let within = Timespec {
+            tv_sec: within.as_secs() as i64,
+            tv_nsec: i64::from(within.subsec_nanos()),
+        };
+        matches!(poll(&mut fds, Some(&within)), Ok(1))
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// Polls `check` until it gives a value or `within` has passed (then the
-/// last `None`): for conditions nothing announces, like the end of
-/// processes that are not this process's children.
+/// last `None`): for conditions nothing announces.
 pub async fn poll_until<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
