@@ -13,6 +13,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,7 +26,7 @@ use tokio::time::Instant;
 use crate::client::Client;
 use crate::connection::{Answer, Connection};
 use crate::error::Error;
-use crate::message::{encode_notification, encode_request, RawResult, RequestId};
+use crate::message::{encode_notification, encode_request, RawResult, RequestId, ResultText};
 use crate::typed;
 use crate::write_json::with_scratch;
 
@@ -132,16 +133,14 @@ impl<'a, P: Serialize + Send + 'a> IntoFuture for Call<'a, P> {
     }
 }
 
-/// Decodes a result for the caller, with the method for its error.
-type Decode<T> = fn(&str, RawResult) -> Result<T, Error>;
+/// How a result becomes what its caller asked for.
+type Decode<T> = fn(ResultText) -> serde_json::Result<T>;
 
 /// Decodes a result for the caller, on the caller's task: the reader only
-/// hands bytes over.
-fn decode<T: DeserializeOwned>(method: &str, result: RawResult) -> Result<T, Error> {
-    result.deserialize().map_err(|e| Error::Decode {
-        method: method.to_owned(),
-        source: Arc::new(e),
-    })
+/// hands bytes over, which decoding also checks are JSON (see
+/// [`ResultText`]).
+fn decode<T: DeserializeOwned>(result: ResultText) -> serde_json::Result<T> {
+    result.deserialize()
 }
 
 /// A request whose result is kept undecoded; await it to send it. See
@@ -170,7 +169,7 @@ impl<'a, P: Serialize + Send + 'a> IntoFuture for RawCall<'a, P> {
     type IntoFuture = ResponseFuture<'a, P, RawResult>;
 
     fn into_future(self) -> Self::IntoFuture {
-        self.call.into_response(|_, raw| Ok(raw))
+        self.call.into_response(ResultText::into_raw)
     }
 }
 
@@ -351,7 +350,17 @@ impl<'a, P: Serialize + Send + 'a, T> ResponseFuture<'a, P, T> {
     fn finish(&self, id: i64, answer: Answer) -> Result<T, Error> {
         let method = self.method;
         match answer {
-            Answer::Response(Ok(result)) => (self.decode)(method, result),
+            Answer::Response(Ok(result)) => (self.decode)(result).map_err(|e| {
+                if e.is_syntax() || e.is_eof() {
+                    // No JSON: the server wrote a malformed frame.
+                    let stats = &self.connection.stats;
+                    stats.unparsable.fetch_add(1, Ordering::Relaxed);
+                }
+                Error::Decode {
+                    method: method.to_owned(),
+                    source: Arc::new(e),
+                }
+            }),
             Answer::Response(Err(error)) => Err(Error::Rpc {
                 method: method.to_owned(),
                 error,

@@ -36,7 +36,7 @@ use crate::builder::Builder;
 use crate::error::{CloseReason, Error};
 use crate::lock;
 use crate::message::Notification;
-use crate::message::{ErrorObject, RawResult, RequestId};
+use crate::message::{ErrorObject, RequestId, ResultText};
 use crate::outbox::{Outbox, Refused, Reservation};
 use crate::process::ServerProcess;
 use crate::routes::{Filter, IncomingRequest, Queue, Routes};
@@ -46,7 +46,7 @@ use crate::stats::Stats;
 #[derive(Debug)]
 pub(crate) enum Answer {
     /// The server's answer, its result still undecoded.
-    Response(Result<RawResult, ErrorObject>),
+    Response(Result<ResultText, ErrorObject>),
     /// The answer was longer than the maximum frame length; it was discarded.
     TooLarge { limit: usize },
     /// The connection died first.
@@ -607,7 +607,7 @@ mod tests {
         let connection = connection(Builder::default());
         let rx = register(&connection, 7).await.unwrap();
         let id = RequestId::from(7);
-        let answer = |v: i64| Answer::Response(Ok(RawResult::from_value(&Value::from(v))));
+        let answer = |v: i64| Answer::Response(Ok(ResultText::from_value(&Value::from(v))));
         assert!(connection.resolve(&id, answer(1)));
         assert!(!connection.resolve(&id, answer(2)));
         assert!(matches!(rx.await, Answer::Response(Ok(v)) if v.as_bytes() == b"1"));
@@ -656,7 +656,7 @@ mod tests {
             }
             // Four in flight: the oldest is answered as each is sent.
             if id >= 4 {
-                let answer = Answer::Response(Ok(RawResult::from_value(&Value::Null)));
+                let answer = Answer::Response(Ok(ResultText::from_value(&Value::Null)));
                 assert!(connection.resolve(&RequestId::from(id - 4), answer));
             }
         }

@@ -5,11 +5,14 @@
 //! wire order: a notification is in its subscribers' queues before the
 //! response that followed it on the wire resolves its caller.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -61,6 +64,15 @@ enum End {
     Shutdown,
 }
 
+/// A sign of death the reader watches for beside the output.
+enum Sign {
+    Exited(Exit),
+    /// The grace period after the exit passed, and stdout is still open.
+    DrainOver,
+    WriteFailed(io::Error),
+    Shutdown,
+}
+
 /// Reads and routes every frame; watches the child's exit; on the first sign
 /// of death decides the cause (preferring the exit status, which says most)
 /// and calls [`Connection::die`]. Reaping is the process owner's business.
@@ -75,25 +87,34 @@ pub(crate) async fn read<R: AsyncRead>(
     let mut reader = std::pin::pin!(reader);
     let mut buf = BytesMut::new();
     let mut since_yield = 0;
-    // The pipe, and with it the sender, is dropped as the connection dies,
-    // maybe before the reader sees the death: a sender gone unsent says
-    // nothing, and must not end the loop, nor be polled again once done.
-    let mut write_failed = std::pin::pin!(async move {
-        match write_failed.await {
-            Ok(e) => e,
-            Err(_) => std::future::pending().await,
-        }
-    });
     let grace = config.exit_grace;
     let mut exit: Option<Exit> = None;
-    let mut drain_deadline: Option<Instant> = None;
-    let has_process = process.is_some();
     let end = {
-        // Made once, not per turn of the loop: a fresh exit watch and
-        // cancellation future on every frame registered their wakers anew
-        // (~700 instructions a round trip at one in flight).
-        let mut exited = std::pin::pin!(wait_exit(&mut process));
-        let mut shutdown = std::pin::pin!(connection.shutdown.cancelled());
+        // The signs of death, each polled only when it has woken: polled
+        // beside the read on every wake-up, the exit watch, the write
+        // failure and the shutdown registered their wakers anew each time
+        // (~450 instructions a round trip at one in flight). Made once, not
+        // per turn of the loop.
+        let mut signs: FuturesUnordered<Pin<Box<dyn Future<Output = Sign> + Send + '_>>> =
+            FuturesUnordered::new();
+        if process.is_some() {
+            signs.push(Box::pin(async {
+                Sign::Exited(wait_exit(&mut process).await)
+            }));
+        }
+        // The pipe, and with it the sender, is dropped as the connection
+        // dies, maybe before the reader sees the death: a sender gone
+        // unsent says nothing, and must not end the loop.
+        signs.push(Box::pin(async move {
+            match write_failed.await {
+                Ok(e) => Sign::WriteFailed(e),
+                Err(_) => std::future::pending().await,
+            }
+        }));
+        signs.push(Box::pin(async {
+            connection.shutdown.cancelled().await;
+            Sign::Shutdown
+        }));
         loop {
             // Every frame already read, in one go: one wake-up and one pass
             // of the `select!` below per read, not per frame.
@@ -130,18 +151,22 @@ pub(crate) async fn read<R: AsyncRead>(
                     Ok(_) => {}
                     Err(e) => break End::ReadFailed(e),
                 },
-                status = &mut exited, if exit.is_none() && has_process => {
-                    exit = Some(status);
-                    drain_deadline = Some(Instant::now() + grace);
-                }
-                // Built only when polled: a connection without a process never
-                // touches the timer.
-                _ = async { sleep_until(drain_deadline.unwrap_or_else(Instant::now)).await },
-                    if drain_deadline.is_some() => {
-                    break End::ExitedOutputOpen;
-                }
-                e = &mut write_failed => break End::WriteFailed(e),
-                _ = &mut shutdown => break End::Shutdown,
+                Some(sign) = signs.next() => match sign {
+                    Sign::Exited(status) => {
+                        exit = Some(status);
+                        // A grandchild may hold stdout open: read on only
+                        // for the grace period. (A connection without a
+                        // process never touches the timer.)
+                        let drained = Instant::now() + grace;
+                        signs.push(Box::pin(async move {
+                            sleep_until(drained).await;
+                            Sign::DrainOver
+                        }));
+                    }
+                    Sign::DrainOver => break End::ExitedOutputOpen,
+                    Sign::WriteFailed(e) => break End::WriteFailed(e),
+                    Sign::Shutdown => break End::Shutdown,
+                },
             }
         }
     };

@@ -105,8 +105,10 @@ pub enum Error {
         #[source]
         source: Arc<serde_json::Error>,
     },
-    /// The result did not have the type the caller asked for.
-    #[error("the result of `{method}` does not have the expected shape: {source}")]
+    /// The result did not have the type the caller asked for, or was no
+    /// JSON at all: a malformed response (then also counted as
+    /// `unparsable` in [`Client::stats`](crate::Client::stats)).
+    #[error("the result of `{method}` could not be decoded: {source}")]
     Decode {
         /// The method called.
         method: String,

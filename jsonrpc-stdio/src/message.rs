@@ -530,20 +530,27 @@ pub(crate) enum Incoming {
     Response {
         /// `None`: an error the server could not attribute (`"id": null`).
         id: Option<RequestId>,
-        result: Result<RawResult, ErrorObject>,
+        result: Result<ResultText, ErrorObject>,
     },
 }
 
 impl Incoming {
-    fn into_message(self) -> Result<Message, ShapeError> {
+    /// The message read from `text` (which this was read from).
+    fn into_message(self, text: &str) -> Result<Message, ShapeError> {
         Ok(match self {
             Incoming::Request(r) => Message::Request(r),
             Incoming::Notification(n) => Message::Notification(n),
             Incoming::Response { id, result } => Message::Response(Response {
                 id,
                 result: match result {
-                    Ok(raw) => Ok(serde_json::from_slice(raw.as_bytes())
-                        .map_err(|e| ShapeError::NotJson(e.to_string()))?),
+                    Ok(result) => match serde_json::from_slice(&result.bytes) {
+                        Ok(value) => Ok(value),
+                        // Not one value: read whole, the frame says why.
+                        Err(_) if !result.checked => {
+                            return read_wire(text, None)?.into_message(text)
+                        }
+                        Err(e) => return Err(ShapeError::NotJson(e.to_string())),
+                    },
                     Err(e) => Err(e),
                 },
             }),
@@ -558,7 +565,7 @@ impl From<Message> for Incoming {
             Message::Notification(n) => Incoming::Notification(n),
             Message::Response(Response { id, result }) => Incoming::Response {
                 id,
-                result: result.map(|value| RawResult::from_value(&value)),
+                result: result.map(|value| ResultText::from_value(&value)),
             },
         }
     }
@@ -569,10 +576,11 @@ impl From<Message> for Incoming {
 /// `{"jsonrpc":"2.0","method":"M","params":P}` with an unescaped method,
 /// and a response `{"jsonrpc":"2.0","id":N,"result":R}` with a plain
 /// integer id. Matched by their bytes, so that serde_json reads only the
-/// params or result (checked as one JSON value, and kept as text); the
-/// envelope read through [`Wire`] cost as much again. Anything else, or any
-/// doubt, is `None`, and [`read_object`] reads it through [`Wire`], which
-/// classifies these two the same (unit-tested).
+/// params (checked as one JSON value, and kept as text); the envelope read
+/// through [`Wire`] cost as much again. The result is not read at all: it is
+/// whatever follows `"result":`, a [`ResultText`] checked by whoever takes
+/// it. Anything else, or any doubt, is `None`, and [`read_object`] reads it
+/// through [`Wire`], which classifies these two the same (unit-tested).
 fn read_plain(text: &str, frame: Option<&Bytes>) -> Option<Incoming> {
     let members = text.trim_ascii().strip_prefix('{')?.strip_suffix('}')?;
     let members = members
@@ -596,15 +604,20 @@ fn read_plain(text: &str, frame: Option<&Bytes>) -> Option<Incoming> {
     let rest = members.strip_prefix(r#""id":"#)?;
     let (id, rest) = rest.split_once(',')?;
     let id = plain_integer(id)?;
-    let result = rest.strip_prefix(r#""result":"#)?;
-    let result = serde_json::from_str::<&RawValue>(result).ok()?.get();
-    let result = match frame {
+    let result = rest.strip_prefix(r#""result":"#)?.trim_ascii();
+    if result.is_empty() {
+        return None;
+    }
+    let bytes = match frame {
         Some(frame) => frame.slice_ref(result.as_bytes()),
         None => Bytes::copy_from_slice(result.as_bytes()),
     };
     Some(Incoming::Response {
         id: Some(RequestId::from(id)),
-        result: Ok(RawResult(result)),
+        result: Ok(ResultText {
+            bytes,
+            checked: false,
+        }),
     })
 }
 
@@ -684,7 +697,10 @@ fn read_wire(text: &str, frame: Option<&Bytes>) -> Result<Incoming, ShapeError> 
                 None => None,
             };
             let result = match (wire.result, wire.error) {
-                (Some(result), None) => Ok(RawResult(share(result.get()))),
+                (Some(result), None) => Ok(ResultText {
+                    bytes: share(result.get()),
+                    checked: true,
+                }),
                 // Checked first: serde would also fill the struct from
                 // an array, field by field (found by the fuzzer).
                 (None, Some(error)) if !error.get().starts_with('{') => {
@@ -717,7 +733,8 @@ impl Message {
             return Err(ShapeError::NoShape("not an object"));
         }
         // Through its text, by the classifier frames go through.
-        read_object(&value.to_string(), None)?.into_message()
+        let text = value.to_string();
+        read_object(&text, None)?.into_message(&text)
     }
 
     /// Parses one frame: a single message or a batch array.
@@ -755,7 +772,7 @@ impl Message {
         // slice, serde_json checks every string (keys included) on its own.
         let text = std::str::from_utf8(bytes)
             .map_err(|e| ShapeError::NotJson(format!("invalid UTF-8: {e}")))?;
-        read_object(text, None)?.into_message()
+        read_object(text, None)?.into_message(text)
     }
     /// Serializes the message as one line of JSON (no trailing newline), with
     /// `"jsonrpc":"2.0"`.
@@ -769,7 +786,7 @@ impl Message {
 /// caller decodes it into whatever it wants (a typed result, a [`Value`]),
 /// or keeps it raw. The reader never builds a [`Value`] for it.
 ///
-/// Always one complete JSON value (checked when the frame was read).
+/// Always one complete JSON value (checked before the caller gets it).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawResult(Bytes);
 
@@ -794,12 +811,47 @@ impl RawResult {
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
+}
 
-    pub(crate) fn from_value(value: &Value) -> RawResult {
+/// A response's result as the reader leaves it for its caller: the frame's
+/// bytes after `"result":`. Read through [`Wire`], it was checked as one
+/// JSON value on the way; matched by its bytes ([`read_plain`]), it was not,
+/// and it is checked by whoever takes it: decoding it into a type reads it
+/// anyway, so a large result is read once, not twice (once by the reader to
+/// check it, once by its caller to decode it).
+#[derive(Debug)]
+pub(crate) struct ResultText {
+    bytes: Bytes,
+    checked: bool,
+}
+
+impl ResultText {
+    /// A [`RawResult`]: checked now if it was not yet (a JSON value alone,
+    /// without the whitespace around it).
+    pub(crate) fn into_raw(self) -> serde_json::Result<RawResult> {
+        if self.checked {
+            return Ok(RawResult(self.bytes));
+        }
+        let value = serde_json::from_slice::<&RawValue>(&self.bytes)?;
+        Ok(RawResult(self.bytes.slice_ref(value.get().as_bytes())))
+    }
+
+    /// Decodes the result into `T`, which checks it is one JSON value.
+    pub(crate) fn deserialize<T: de::DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_slice(&self.bytes)
+    }
+
+    pub(crate) fn from_value(value: &Value) -> ResultText {
         // A `Value` always serializes.
-        RawResult(Bytes::from(
-            serde_json::to_vec(value).expect("a JSON value always serializes"),
-        ))
+        ResultText {
+            bytes: Bytes::from(serde_json::to_vec(value).expect("a JSON value always serializes")),
+            checked: true,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
@@ -1093,7 +1145,10 @@ mod tests {
             };
             assert_eq!(id, want_id, "{frame}");
             match (result, want) {
-                (Ok(raw), Ok(value)) => {
+                (Ok(text), Ok(value)) => {
+                    assert!(within(text.as_bytes(), &bytes), "{frame}: result copied");
+                    assert_eq!(text.deserialize::<Value>().unwrap(), value);
+                    let raw = text.into_raw().unwrap();
                     assert!(within(raw.as_bytes(), &bytes), "{frame}: result copied");
                     assert_eq!(raw.deserialize::<Value>().unwrap(), value);
                 }
@@ -1135,6 +1190,8 @@ mod tests {
                     },
                 ) => {
                     assert_eq!(fast_id, slow_id, "{frame}");
+                    assert!(!fast.checked && slow.checked, "{frame}");
+                    let (fast, slow) = (fast.into_raw().unwrap(), slow.into_raw().unwrap());
                     assert_eq!(fast, slow, "{frame}");
                     assert!(within(fast.as_bytes(), &bytes));
                 }
@@ -1142,8 +1199,8 @@ mod tests {
             }
             // Without a frame to share, the same message.
             assert_eq!(
-                read_plain(text, None).unwrap().into_message(),
-                read_wire(text, None).unwrap().into_message(),
+                read_plain(text, None).unwrap().into_message(text),
+                read_wire(text, None).unwrap().into_message(text),
                 "{frame}"
             );
         }
@@ -1160,14 +1217,57 @@ mod tests {
             r#"{"id":01,"result":1}"#,
             r#"{"id":-,"result":1}"#,
             r#"{"id":1234567890123456789,"result":1}"#,
-            r#"{"id":1,"result":1,"error":{"code":1,"message":""}}"#,
-            r#"{"id":1,"result":1}}"#,
             r#"{"id":"1","result":1}"#,
+            r#"{"id":1,"result": }"#,
             r#"{"id": 1,"result":1}"#,
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":""}}"#,
         ];
         for frame in others {
             assert!(read_plain(frame, None).is_none(), "{frame}");
+        }
+    }
+
+    #[test]
+    fn a_plain_response_whose_result_is_not_one_value_fails_its_check_and_parse_says_why() {
+        let frames = [
+            (
+                r#"{"id":1,"result":1,"error":{"code":1,"message":""}}"#,
+                ShapeError::NoShape("both result and error"),
+            ),
+            (
+                r#"{"id":1,"result":1}}"#,
+                ShapeError::NotJson(String::new()),
+            ),
+            (
+                r#"{"id":1,"result":[1,}"#,
+                ShapeError::NotJson(String::new()),
+            ),
+            (
+                r#"{"id":1,"result":"a\x"}"#,
+                ShapeError::NotJson(String::new()),
+            ),
+        ];
+        for (frame, want) in frames {
+            // The reader hands it on unread: its caller's check fails.
+            let Some(Incoming::Response {
+                id: Some(id),
+                result: Ok(text),
+            }) = read_plain(frame, None)
+            else {
+                panic!("{frame}: not read by its bytes");
+            };
+            assert_eq!(id, RequestId::from(1));
+            let not_json = |e: serde_json::Error| e.is_syntax() || e.is_eof();
+            assert!(
+                not_json(text.deserialize::<Value>().unwrap_err()),
+                "{frame}"
+            );
+            assert!(not_json(text.into_raw().unwrap_err()), "{frame}");
+            // Parsed, the frame is read whole, and the error is the frame's.
+            match (one(frame), want) {
+                (Err(ShapeError::NotJson(_)), ShapeError::NotJson(_)) => {}
+                (got, want) => assert_eq!(got, Err(want), "{frame}"),
+            }
         }
     }
 

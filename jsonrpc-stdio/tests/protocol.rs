@@ -148,6 +148,39 @@ async fn bad_lines_are_skipped_counted_and_the_connection_goes_on() {
 }
 
 #[tokio::test]
+async fn a_response_whose_result_is_no_json_fails_its_caller_at_once() {
+    // The reader hands a plain envelope's result on unread (its caller's
+    // decoding checks it): a malformed one fails that caller, typed or raw,
+    // instead of leaving it to its timeout.
+    let (client, mut server) = connect();
+    let c = client.clone();
+    let typed = tokio::spawn(async move { c.request("m", json!(null)).await });
+    let typed_id = server.recv().await["id"].clone();
+    let c = client.clone();
+    let raw = tokio::spawn(async move { c.request_raw("m", json!(null)).await });
+    let raw_id = server.recv().await["id"].clone();
+    server
+        .send(
+            format!(
+                "{{\"id\":{typed_id},\"result\":[1,}}\n\
+                 {{\"jsonrpc\":\"2.0\",\"id\":{raw_id},\"result\":1,\"error\":{{\"code\":1,\"message\":\"\"}}}}\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    let typed = typed.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&typed, Error::Decode { method, .. } if method == "m"),
+        "{typed}"
+    );
+    let raw = raw.await.unwrap().unwrap_err();
+    assert!(matches!(&raw, Error::Decode { .. }), "{raw}");
+    assert!(raw.to_string().contains("trailing characters"), "{raw}");
+    assert_eq!(client.stats().unparsable, 2);
+    assert!(!client.is_closed());
+}
+
+#[tokio::test]
 async fn a_content_length_body_of_invalid_utf8_is_a_bad_frame_too() {
     let (client, mut server) = pair(Client::builder().framing(Framing::ContentLength));
     let mut notes = client.subscribe(Filter::All);

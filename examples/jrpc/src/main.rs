@@ -371,25 +371,32 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
     // allocated per request (as a `FuturesUnordered` of calls would).
     // Requests are numbered in the order they are sent.
     let sent = AtomicUsize::new(0);
-    let started = Instant::now();
-    let workers: FuturesUnordered<_> = (0..concurrency.min(o.requests))
-        .map(|_| async {
-            let mut latencies = Vec::new();
-            loop {
-                let n = sent.fetch_add(1, Ordering::Relaxed);
-                if n >= o.requests {
-                    return Ok::<_, Failure>(latencies);
-                }
-                let n = numbered.then_some(n as u64);
-                latencies.push(one(client, &o.method, o.response, &params, n).await?);
+    let worker = || async {
+        let mut latencies = Vec::new();
+        loop {
+            let n = sent.fetch_add(1, Ordering::Relaxed);
+            if n >= o.requests {
+                return Ok::<_, Failure>(latencies);
             }
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(o.requests.min(1 << 20));
-    // The first failure ends the run (the other workers are dropped).
-    for worker in workers.try_collect::<Vec<_>>().await? {
-        latencies.extend(worker);
-    }
+            let n = numbered.then_some(n as u64);
+            latencies.push(one(client, &o.method, o.response, &params, n).await?);
+        }
+    };
+    let started = Instant::now();
+    let latencies = if concurrency == 1 {
+        // Awaited as it is: a `FuturesUnordered` of one would add its own
+        // wake-up bookkeeping (~350 instructions) to every round trip.
+        worker().await?
+    } else {
+        let workers: FuturesUnordered<_> =
+            (0..concurrency.min(o.requests)).map(|_| worker()).collect();
+        let mut latencies = Vec::with_capacity(o.requests.min(1 << 20));
+        // The first failure ends the run (the other workers are dropped).
+        for worker in workers.try_collect::<Vec<_>>().await? {
+            latencies.extend(worker);
+        }
+        latencies
+    };
     let notifications = match counter {
         Some(counter) => Some(
             counter
@@ -400,6 +407,7 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
         None => None,
     };
     let seconds = started.elapsed().as_secs_f64();
+    let mut latencies = latencies;
     latencies.sort_unstable();
     let pct = |p: f64| {
         latencies
