@@ -604,7 +604,10 @@ fn read_plain(text: &str, frame: Option<&Bytes>) -> Option<Incoming> {
     let rest = members.strip_prefix(r#""id":"#)?;
     let (id, rest) = rest.split_once(',')?;
     let id = plain_integer(id)?;
-    let result = rest.strip_prefix(r#""result":"#)?.trim_ascii();
+    // JSON's whitespace only: anything else around it is for the check.
+    let result = rest
+        .strip_prefix(r#""result":"#)?
+        .trim_matches([' ', '\t', '\n', '\r']);
     if result.is_empty() {
         return None;
     }
@@ -826,14 +829,15 @@ pub(crate) struct ResultText {
 }
 
 impl ResultText {
-    /// A [`RawResult`]: checked now if it was not yet (a JSON value alone,
-    /// without the whitespace around it).
+    /// A [`RawResult`]: checked now if it was not yet. (An unchecked text
+    /// has no whitespace around it, and is UTF-8: it is part of a frame
+    /// that was checked.)
     pub(crate) fn into_raw(self) -> serde_json::Result<RawResult> {
-        if self.checked {
-            return Ok(RawResult(self.bytes));
+        if !self.checked {
+            // Skipped, not kept: a `RawValue` would check its UTF-8 again.
+            serde_json::from_slice::<de::IgnoredAny>(&self.bytes)?;
         }
-        let value = serde_json::from_slice::<&RawValue>(&self.bytes)?;
-        Ok(RawResult(self.bytes.slice_ref(value.get().as_bytes())))
+        Ok(RawResult(self.bytes))
     }
 
     /// Decodes the result into `T`, which checks it is one JSON value.
@@ -1167,6 +1171,7 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":0,"result":null}"#,
             r#"{"id":-5,"result":{"a":"}"}}"#,
             r#"{"jsonrpc":"2.0","id":123456789012345678,"result":"s"}"#,
+            "{\"id\":2,\"result\": [1, 2]\r\n }",
         ];
         for frame in plain {
             let bytes = Bytes::copy_from_slice(frame.as_bytes());
@@ -1244,6 +1249,11 @@ mod tests {
             ),
             (
                 r#"{"id":1,"result":"a\x"}"#,
+                ShapeError::NotJson(String::new()),
+            ),
+            // A form feed is no JSON whitespace.
+            (
+                "{\"id\":1,\"result\":1\u{c}}",
                 ShapeError::NotJson(String::new()),
             ),
         ];
