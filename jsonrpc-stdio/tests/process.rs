@@ -751,17 +751,63 @@ async fn a_script_whose_interpreter_is_missing_is_not_called_missing_itself() {
 // pipe is free (no writer task involved). These check that path keeps the
 // liveness contract.
 
+/// Our end of the pipe that is `pid`'s stdin, as a path to open it by.
+fn our_end_of_stdin(pid: u32) -> std::path::PathBuf {
+    let pipe = std::fs::read_link(format!("/proc/{pid}/fd/0")).expect("the server's stdin");
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .map(|fd| fd.unwrap().path())
+        .find(|fd| std::fs::read_link(fd).is_ok_and(|link| link == pipe))
+        .expect("our end of the server's stdin")
+}
+
+/// Returns once no process holds the read end of the pipe whose write end
+/// `ours` is: the kernel reports an error on a writer then (ENXIO on
+/// opening one, POLLERR on an open one).
+fn until_nobody_reads(ours: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let writer = match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(ours)
+    {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) => return,
+        other => other.expect("a writer of the pipe"),
+    };
+    // No events asked for: only the error (the last reader gone) wakes it.
+    let mut fds = [rustix::event::PollFd::new(
+        &writer,
+        rustix::event::PollFlags::empty(),
+    )];
+    let timeout = rustix::event::Timespec {
+        tv_sec: 10,
+        tv_nsec: 0,
+    };
+    let ready = rustix::event::poll(&mut fds, Some(&timeout)).expect("poll");
+    assert_eq!(
+        ready, 1,
+        "a process other than the server kept reading its stdin"
+    );
+}
+
 #[tokio::test]
 async fn a_caller_writing_to_a_server_that_closed_its_stdin_fails_with_the_cause() {
     // Stops reading but keeps running and keeps stdout open: only the write
     // can tell that the server is gone.
     let client = spawn(r#"read -r go; exec 0<&-; printf '{"method":"closed"}\n'; sleep 30"#);
+    let stdin = our_end_of_stdin(client.pid().unwrap());
     let mut closed = client.subscribe(Filter::method("closed"));
     client.notify("go", json!(null)).unwrap();
     tokio::time::timeout(Duration::from_secs(10), closed.next())
         .await
         .expect("the server never closed its stdin")
         .expect("a notification")
+        .unwrap();
+    // A child another test spawned meanwhile may still hold a copy of the
+    // pipe's read end (until its exec closes it): a write would then land in
+    // the pipe, and wait for an answer like any other.
+    tokio::task::spawn_blocking(move || until_nobody_reads(&stdin))
+        .await
         .unwrap();
     let started = Instant::now();
     let err = tokio::time::timeout(
