@@ -106,8 +106,9 @@ impl Client {
     }
 
     /// Calls `method` and returns its result undecoded: the bytes of the
-    /// response's `result`, as the server wrote them. For results to pass
-    /// on, store, or decode later, without building a `Value`.
+    /// response's `result`, as the server wrote them, checked to be one JSON
+    /// value (if not, [`Error::Decode`](crate::Error::Decode)). For results
+    /// to pass on, store, or decode later, without building a `Value`.
     ///
     /// # Cancel safety
     /// As for [`request`](Self::request).

@@ -47,7 +47,8 @@
 //! rest. A response's result reaches its caller as bytes (a
 //! [`RawResult`]): the caller decodes it, into its own type with
 //! [`Client::call`], a `Value` with [`Client::request`], or not at all with
-//! [`Client::request_raw`]. A notification's params, likewise, stay bytes of
+//! [`Client::request_raw`]; that decoding is also what checks the result is
+//! JSON, so a large result is read once, by its caller. A notification's params, likewise, stay bytes of
 //! the frame (shared by the subscribers it goes to) until the subscriber
 //! reads them ([`message::Notification::params`]). Outgoing messages are
 //! serialized by the caller and copied, framed, into the queue's one buffer;
