@@ -24,15 +24,16 @@ fn spawn(script: &str) -> Client {
 }
 
 /// Whether `pid` is gone (or a zombie no one here can reap: re-parented to
-/// init, which reaps it in its own time).
+/// init, which reaps it in its own time; or being reaped: `X`, seen for a
+/// moment before its entry goes).
 fn is_gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => {
+        Ok(stat) => matches!(
             stat.rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next())
-                == Some("Z")
-        }
+                .and_then(|i| stat[i + 1..].split_whitespace().next()),
+            Some("Z" | "X")
+        ),
     }
 }
 
