@@ -300,6 +300,11 @@ impl<'a, P: Serialize + Send + 'a, T> ResponseFuture<'a, P, T> {
         let connection = self.connection;
         let method = self.method;
         let timeout = self.timeout;
+        if timeout.is_some() && !connection.has_timers() {
+            return Err(Error::Runtime {
+                problem: "the client's runtime has no timers, which a request timeout needs (build it with enable_all or enable_time, or call without a timeout)",
+            });
+        }
         let id = connection.next_id();
         tracing::trace!(method, id, "request");
         with_scratch(|bytes| {
@@ -311,11 +316,6 @@ impl<'a, P: Serialize + Send + 'a, T> ResponseFuture<'a, P, T> {
             })?;
             // The timeout counts from here, and covers a wait for room.
             let deadline = timeout.map(|after| Instant::now() + after);
-            if deadline.is_some() && !connection.has_timers() {
-                return Err(Error::Runtime {
-                    problem: "the client's runtime has no timers, which a request timeout needs (build it with enable_all or enable_time, or call without a timeout)",
-                });
-            }
             if connection.register(id, bytes, None, deadline, cx.waker())? {
                 return Ok(Stage::Sent(id));
             }

@@ -269,11 +269,9 @@ impl Connection {
     /// nobody waits on it (late, duplicate or unknown id), which is counted.
     /// The reader is the only caller, so answers go out in wire order.
     pub(crate) fn resolve(&self, id: &RequestId, answer: Answer) -> bool {
-        let waiting = id.as_i64().and_then(|id| {
-            let mut st = lock(&self.state);
-            let waker = st.answer(id, answer)?;
-            Some(waker)
-        });
+        let waiting = id
+            .as_i64()
+            .and_then(|id| lock(&self.state).answer(id, answer));
         match waiting {
             Some(waker) => {
                 if let Some(waker) = waker {

@@ -153,8 +153,9 @@ impl Outbox {
         Ok(())
     }
 
-    /// Appends `message` to the queue, framed.
+    /// Appends `message` to the queue, framed, in room already taken.
     fn append(&self, st: &mut State, message: &[u8]) {
+        st.queue_room += message.len();
         let queue = &mut st.queue;
         match self.framing {
             // serde_json escapes newlines inside strings and writes no
@@ -195,14 +196,6 @@ impl Outbox {
         }
     }
 
-    /// Queues `message` in the room `reservation` holds, and wakes the
-    /// writer task.
-    pub(crate) fn push_reserved(&self, reservation: Reservation<'_>, message: &[u8]) {
-        if self.queue(reservation, message) {
-            self.writer.notify_one();
-        }
-    }
-
     /// Copies `message`, framed, into the queue, in the room `reservation`
     /// holds, waking nobody: the caller follows with
     /// [`write_now`](Self::write_now) or [`wake_writer`](Self::wake_writer).
@@ -213,8 +206,9 @@ impl Outbox {
         if st.closed {
             return false;
         }
+        // The room is the queue's now: the reservation gives nothing back.
+        reservation.len = 0;
         self.append(&mut st, message);
-        st.queue_room += std::mem::take(&mut reservation.len);
         true
     }
 
@@ -224,14 +218,13 @@ impl Outbox {
         let mut st = lock(&self.state);
         self.take_room(&mut st, message.len())?;
         self.append(&mut st, message);
-        st.queue_room += message.len();
         Ok(())
     }
 
-    /// Queues `message` if it fits now.
+    /// Queues `message` if it fits now, and wakes the writer task.
     pub(crate) fn try_push(&self, message: &[u8]) -> Result<(), Refused> {
-        let reservation = self.try_reserve(message.len())?;
-        self.push_reserved(reservation, message);
+        self.try_queue(message)?;
+        self.writer.notify_one();
         Ok(())
     }
 
