@@ -26,7 +26,9 @@ use tokio::time::Instant;
 use crate::client::Client;
 use crate::connection::{Answer, Connection};
 use crate::error::Error;
-use crate::message::{encode_notification, encode_request, RawResult, RequestId, ResultText};
+use crate::message::{
+    encode_notification, encode_request, Misread, RawResult, RequestId, ResultText,
+};
 use crate::typed;
 use crate::write_json::with_scratch;
 
@@ -134,12 +136,12 @@ impl<'a, P: Serialize + Send + 'a> IntoFuture for Call<'a, P> {
 }
 
 /// How a result becomes what its caller asked for.
-type Decode<T> = fn(ResultText) -> serde_json::Result<T>;
+type Decode<T> = fn(ResultText) -> Result<T, Misread>;
 
 /// Decodes a result for the caller, on the caller's task: the reader only
 /// hands bytes over, which decoding also checks are JSON (see
 /// [`ResultText`]).
-fn decode<T: DeserializeOwned>(result: ResultText) -> serde_json::Result<T> {
+fn decode<T: DeserializeOwned>(result: ResultText) -> Result<T, Misread> {
     result.deserialize()
 }
 
@@ -350,12 +352,15 @@ impl<'a, P: Serialize + Send + 'a, T> ResponseFuture<'a, P, T> {
     fn finish(&self, id: i64, answer: Answer) -> Result<T, Error> {
         let method = self.method;
         match answer {
-            Answer::Response(Ok(result)) => (self.decode)(result).map_err(|e| {
-                if e.is_syntax() || e.is_eof() {
-                    // No JSON: the server wrote a malformed frame.
-                    let stats = &self.connection.stats;
-                    stats.unparsable.fetch_add(1, Ordering::Relaxed);
-                }
+            Answer::Response(Ok(result)) => (self.decode)(result).map_err(|misread| {
+                let e = match misread {
+                    Misread::Decode(e) => e,
+                    Misread::Malformed(e) => {
+                        let stats = &self.connection.stats;
+                        stats.unparsable.fetch_add(1, Ordering::Relaxed);
+                        e
+                    }
+                };
                 Error::Decode {
                     method: method.to_owned(),
                     source: Arc::new(e),

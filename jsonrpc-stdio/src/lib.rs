@@ -91,7 +91,7 @@
 //! | `Content-Length` body longer than the maximum | the same |
 //! | invalid UTF-8 | frame discarded (either framing); `bad_frames` |
 //! | malformed JSON, or JSON of no JSON-RPC shape | skipped; `unparsable` |
-//! | a response `{"jsonrpc":"2.0","id":N,"result":R}` (members in that order) whose `R` is not one JSON value | its caller fails at once with [`Error::Decode`]; `unparsable` (the reader leaves such a result to be checked by the decoding its caller does anyway) |
+//! | a malformed response that begins `{"jsonrpc":"2.0","id":N,"result":` (e.g. truncated, or with an `error` too) | its caller fails at once with [`Error::Decode`] saying what is wrong; `unparsable` (the reader leaves a result to be checked by the decoding its caller does anyway, and the frame is read whole when that fails: members after the result are fine) |
 //! | a notification whose params are JSON no `Value` holds (nested deeper than 128, a number beyond `f64`) | delivered: its params are kept as text; reading them as a `Value` fails |
 //! | a batch array | each element handled on its own; bad elements skipped |
 //! | missing `"jsonrpc"` member | accepted (codex omits it) |

@@ -545,8 +545,10 @@ impl Incoming {
                 result: match result {
                     Ok(result) => match serde_json::from_slice(&result.bytes) {
                         Ok(value) => Ok(value),
-                        // Not one value: read whole, the frame says why.
-                        Err(_) if !result.checked => {
+                        // Not one value: read whole, the frame says what
+                        // it is (maybe a message with a member after the
+                        // result), or what is wrong with it.
+                        Err(_) if result.unchecked.is_some() => {
                             return read_wire(text, None)?.into_message(text)
                         }
                         Err(e) => return Err(ShapeError::NotJson(e.to_string())),
@@ -579,8 +581,10 @@ impl From<Message> for Incoming {
 /// params (checked as one JSON value, and kept as text); the envelope read
 /// through [`Wire`] cost as much again. The result is not read at all: it is
 /// whatever follows `"result":`, a [`ResultText`] checked by whoever takes
-/// it. Anything else, or any doubt, is `None`, and [`read_object`] reads it
-/// through [`Wire`], which classifies these two the same (unit-tested).
+/// it, which reads the frame through [`Wire`] when it is no single value
+/// (another member may follow it). Anything else, or any doubt, is `None`,
+/// and [`read_object`] reads it through [`Wire`], which classifies these two
+/// the same (unit-tested).
 fn read_plain(text: &str, frame: Option<&Bytes>) -> Option<Incoming> {
     let members = text.trim_ascii().strip_prefix('{')?.strip_suffix('}')?;
     let members = members
@@ -611,15 +615,19 @@ fn read_plain(text: &str, frame: Option<&Bytes>) -> Option<Incoming> {
     if result.is_empty() {
         return None;
     }
-    let bytes = match frame {
-        Some(frame) => frame.slice_ref(result.as_bytes()),
-        None => Bytes::copy_from_slice(result.as_bytes()),
+    // The frame goes with it, to be read whole if the result turns out to
+    // be no single value (maybe a member after it); without one (a parse),
+    // a copy of the text.
+    let frame = match frame {
+        Some(frame) => frame.clone(),
+        None => Bytes::copy_from_slice(text.as_bytes()),
     };
+    let start = result.as_ptr() as usize - text.as_ptr() as usize;
     Some(Incoming::Response {
         id: Some(RequestId::from(id)),
         result: Ok(ResultText {
-            bytes,
-            checked: false,
+            bytes: frame.slice(start..start + result.len()),
+            unchecked: Some(frame),
         }),
     })
 }
@@ -702,7 +710,7 @@ fn read_wire(text: &str, frame: Option<&Bytes>) -> Result<Incoming, ShapeError> 
             let result = match (wire.result, wire.error) {
                 (Some(result), None) => Ok(ResultText {
                     bytes: share(result.get()),
-                    checked: true,
+                    unchecked: None,
                 }),
                 // Checked first: serde would also fill the struct from
                 // an array, field by field (found by the fuzzer).
@@ -825,31 +833,74 @@ impl RawResult {
 #[derive(Debug)]
 pub(crate) struct ResultText {
     bytes: Bytes,
-    checked: bool,
+    /// `None` once checked. Else the frame it was cut from: a result that
+    /// is no single JSON value may be the byte match misreading a frame
+    /// with a member after the result (`{"id":1,"result":2,"jsonrpc":"2.0"}`),
+    /// so the frame is then read whole.
+    unchecked: Option<Bytes>,
+}
+
+/// Why a result could not be taken.
+#[derive(Debug)]
+pub(crate) enum Misread {
+    /// It is JSON, but not of the type asked for.
+    Decode(serde_json::Error),
+    /// The response it came in is no JSON, or no JSON-RPC response.
+    Malformed(serde_json::Error),
 }
 
 impl ResultText {
-    /// A [`RawResult`]: checked now if it was not yet. (An unchecked text
-    /// has no whitespace around it, and is UTF-8: it is part of a frame
-    /// that was checked.)
-    pub(crate) fn into_raw(self) -> serde_json::Result<RawResult> {
-        if !self.checked {
-            // Skipped, not kept: a `RawValue` would check its UTF-8 again.
-            serde_json::from_slice::<de::IgnoredAny>(&self.bytes)?;
+    /// A [`RawResult`], checked to be one JSON value.
+    pub(crate) fn into_raw(self) -> Result<RawResult, Misread> {
+        if self.unchecked.is_none() {
+            return Ok(RawResult(self.bytes));
         }
-        Ok(RawResult(self.bytes))
+        // Skipped, not kept: a `RawValue` would check its UTF-8 again.
+        self.read(|bytes| {
+            serde_json::from_slice::<de::IgnoredAny>(bytes)?;
+            Ok(RawResult(bytes.clone()))
+        })
     }
 
     /// Decodes the result into `T`, which checks it is one JSON value.
-    pub(crate) fn deserialize<T: de::DeserializeOwned>(&self) -> serde_json::Result<T> {
-        serde_json::from_slice(&self.bytes)
+    pub(crate) fn deserialize<T: de::DeserializeOwned>(&self) -> Result<T, Misread> {
+        self.read(|bytes| serde_json::from_slice(bytes))
+    }
+
+    /// `read` applied to the result; to the one its frame holds, read
+    /// whole, when an unchecked result is no JSON value.
+    fn read<T>(&self, read: impl Fn(&Bytes) -> serde_json::Result<T>) -> Result<T, Misread> {
+        let error = match read(&self.bytes) {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        let Some(frame) = self
+            .unchecked
+            .as_ref()
+            .filter(|_| error.is_syntax() || error.is_eof())
+        else {
+            return Err(Misread::Decode(error));
+        };
+        let malformed = |why: &dyn fmt::Display| {
+            Misread::Malformed(de::Error::custom(format_args!("malformed response: {why}")))
+        };
+        // The frame was checked as UTF-8 before it was matched.
+        let text = std::str::from_utf8(frame).map_err(|e| malformed(&e))?;
+        match read_wire(text, Some(frame)) {
+            Ok(Incoming::Response {
+                result: Ok(result), ..
+            }) => read(&result.bytes).map_err(Misread::Decode),
+            Ok(_) => Err(malformed(&"it is a request or notification too")),
+            Err(ShapeError::NotJson(_)) => Err(Misread::Malformed(error)),
+            Err(shape) => Err(malformed(&shape)),
+        }
     }
 
     pub(crate) fn from_value(value: &Value) -> ResultText {
         // A `Value` always serializes.
         ResultText {
             bytes: Bytes::from(serde_json::to_vec(value).expect("a JSON value always serializes")),
-            checked: true,
+            unchecked: None,
         }
     }
 
@@ -1195,7 +1246,10 @@ mod tests {
                     },
                 ) => {
                     assert_eq!(fast_id, slow_id, "{frame}");
-                    assert!(!fast.checked && slow.checked, "{frame}");
+                    assert!(
+                        fast.unchecked.is_some() && slow.unchecked.is_none(),
+                        "{frame}"
+                    );
                     let (fast, slow) = (fast.into_raw().unwrap(), slow.into_raw().unwrap());
                     assert_eq!(fast, slow, "{frame}");
                     assert!(within(fast.as_bytes(), &bytes));
@@ -1267,18 +1321,64 @@ mod tests {
                 panic!("{frame}: not read by its bytes");
             };
             assert_eq!(id, RequestId::from(1));
-            let not_json = |e: serde_json::Error| e.is_syntax() || e.is_eof();
-            assert!(
-                not_json(text.deserialize::<Value>().unwrap_err()),
-                "{frame}"
-            );
-            assert!(not_json(text.into_raw().unwrap_err()), "{frame}");
+            let malformed = |e: Misread| match e {
+                Misread::Malformed(e) => e.to_string(),
+                other => panic!("{frame}: {other:?}"),
+            };
+            let said = malformed(text.deserialize::<Value>().unwrap_err());
+            if let ShapeError::NoShape(why) = &want {
+                assert!(said.contains(why), "{frame}: {said}");
+            }
+            assert_eq!(malformed(text.into_raw().unwrap_err()), said, "{frame}");
             // Parsed, the frame is read whole, and the error is the frame's.
             match (one(frame), want) {
                 (Err(ShapeError::NotJson(_)), ShapeError::NotJson(_)) => {}
                 (got, want) => assert_eq!(got, Err(want), "{frame}"),
             }
         }
+    }
+
+    #[test]
+    fn a_plain_looking_response_with_a_member_after_the_result_is_read_whole() {
+        for (frame, want) in [
+            (r#"{"id":1,"result":{"x":1},"jsonrpc":"2.0"}"#, r#"{"x":1}"#),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":[1, 2] ,"extra":{}}"#,
+                "[1, 2]",
+            ),
+        ] {
+            let bytes = Bytes::copy_from_slice(frame.as_bytes());
+            let Some(Incoming::Response {
+                result: Ok(text), ..
+            }) = read_plain(frame, Some(&bytes))
+            else {
+                panic!("{frame}: not read by its bytes");
+            };
+            let value = serde_json::from_str::<Value>(want).unwrap();
+            assert_eq!(text.deserialize::<Value>().unwrap(), value, "{frame}");
+            let raw = text.into_raw().unwrap();
+            assert_eq!(raw.as_bytes(), want.as_bytes(), "{frame}");
+            assert!(within(raw.as_bytes(), &bytes), "{frame}: result copied");
+            assert!(
+                matches!(one(frame), Ok(Message::Response(r)) if r.result == Ok(value)),
+                "{frame}"
+            );
+        }
+        // A response that is a request too answers its caller with why.
+        let frame = r#"{"id":1,"result":null,"method":"m","params":{}}"#;
+        let Some(Incoming::Response {
+            result: Ok(text), ..
+        }) = read_plain(frame, None)
+        else {
+            panic!("{frame}: not read by its bytes");
+        };
+        let Err(Misread::Malformed(e)) = text.deserialize::<Value>() else {
+            panic!("{frame}: taken");
+        };
+        assert!(
+            e.to_string().contains("a request or notification too"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -175,9 +175,34 @@ async fn a_response_whose_result_is_no_json_fails_its_caller_at_once() {
     );
     let raw = raw.await.unwrap().unwrap_err();
     assert!(matches!(&raw, Error::Decode { .. }), "{raw}");
-    assert!(raw.to_string().contains("trailing characters"), "{raw}");
+    assert!(raw.to_string().contains("both result and error"), "{raw}");
     assert_eq!(client.stats().unparsable, 2);
     assert!(!client.is_closed());
+}
+
+#[tokio::test]
+async fn a_response_with_members_after_its_result_answers_its_caller() {
+    // Valid JSON-RPC in any member order: a server that writes "jsonrpc"
+    // last must not fail its callers.
+    let (client, mut server) = connect();
+    let c = client.clone();
+    let typed = tokio::spawn(async move { c.request("m", json!(null)).await });
+    let typed_id = server.recv().await["id"].clone();
+    let c = client.clone();
+    let raw = tokio::spawn(async move { c.request_raw("m", json!(null)).await });
+    let raw_id = server.recv().await["id"].clone();
+    server
+        .send(
+            format!(
+                "{{\"id\":{typed_id},\"result\":{{\"x\":1}},\"jsonrpc\":\"2.0\"}}\n\
+                 {{\"id\":{raw_id},\"result\":[1, 2],\"jsonrpc\":\"2.0\"}}\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(typed.await.unwrap().unwrap(), json!({"x": 1}));
+    assert_eq!(raw.await.unwrap().unwrap().as_bytes(), b"[1, 2]");
+    assert_eq!(client.stats().unparsable, 0);
 }
 
 #[tokio::test]
