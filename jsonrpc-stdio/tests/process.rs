@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 mod children;
 
-use children::announced_pid;
+use children::{announced_pid, wait_exited};
 use futures::StreamExt;
 use jsonrpc_stdio::{Client, CloseReason, Filter, ServerCommand};
 use serde_json::json;
@@ -27,14 +27,7 @@ fn spawn(script: &str) -> Client {
 /// init, which reaps it in its own time; or being reaped: `X`, seen for a
 /// moment before its entry goes).
 fn is_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => matches!(
-            stat.rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next()),
-            Some("Z" | "X")
-        ),
-    }
+    matches!(state_of(pid), None | Some('Z' | 'X'))
 }
 
 /// Waits until `condition` holds, failing after 10 s with `what`. Only for
@@ -48,29 +41,12 @@ async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// Waits for `pid` to end, on its pidfd: it becomes readable when the
-/// process exits, whoever its parent is. Fails after 10 s.
+/// Waits for `pid` to end (see [`wait_exited`]). Fails after 10 s.
 async fn wait_gone(pid: u32) {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    use rustix::process::{pidfd_open, Pid, PidfdFlags};
-    let Ok(pidfd) = pidfd_open(
-        Pid::from_raw(pid as i32).expect("a pid"),
-        PidfdFlags::empty(),
-    ) else {
-        // No such process: already reaped.
-        return;
-    };
-    let exited = tokio::task::spawn_blocking(move || {
-        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-        let within = Timespec {
-            tv_sec: 10,
-            tv_nsec: 0,
-        };
-        poll(&mut fds, Some(&within))
-    })
-    .await
-    .expect("the wait ran");
-    assert!(matches!(exited, Ok(1)), "process {pid} still running");
+    assert!(
+        wait_exited(pid, Duration::from_secs(10)).await,
+        "process {pid} still running"
+    );
     assert!(is_gone(pid), "process {pid} exited but is not gone");
 }
 

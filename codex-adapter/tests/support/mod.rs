@@ -71,22 +71,24 @@ pub fn command_line(pid: u32) -> String {
 
 /// Waits up to `within` for `pid` to exit, on its pidfd, which becomes
 /// readable when the process ends whoever its parent is. True when it has
-/// (or was already gone).
+/// (or was already reaped). Panics when pidfds cannot be had (Linux ≥ 5.3).
 pub async fn wait_exited(pid: u32, within: Duration) -> bool {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::io::Errno;
     use rustix::process::{pidfd_open, Pid, PidfdFlags};
     let Some(pid) = Pid::from_raw(pid as i32) else {
         return true;
     };
-    let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty()) else {
-        return true; // no such process
+    let pidfd = match pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(pidfd) => pidfd,
+        Err(Errno::SRCH) => return true,
+        Err(e) => {
+            panic!("pidfd_open({pid:?}) failed ({e}): these tests need pidfds (Linux 5.3 or later)")
+        }
     };
+    let within = Timespec::try_from(within).expect("a timeout");
     tokio::task::spawn_blocking(move || {
         let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-        let within = Timespec {
-            tv_sec: within.as_secs() as i64,
-            tv_nsec: i64::from(within.subsec_nanos()),
-        };
         matches!(poll(&mut fds, Some(&within)), Ok(1))
     })
     .await
