@@ -1025,14 +1025,11 @@ fn encode_call<P: Serialize + ?Sized>(
     out.extend_from_slice(br#"{"jsonrpc":"2.0","#);
     if let Some(id) = id {
         out.extend_from_slice(br#""id":"#);
-        match id.as_i64() {
-            Some(n) => crate::write_json::write_i64(out, n),
-            None => crate::write_json::write(out, id)?,
-        }
+        crate::write_json::write(out, id)?;
         out.push(b',');
     }
     out.extend_from_slice(br#""method":"#);
-    crate::write_json::write_string(out, method);
+    crate::write_json::write_str(out, method);
     if let Some(params) = params {
         out.extend_from_slice(br#","params":"#);
         crate::write_json::write(out, params)?;

@@ -8,14 +8,15 @@
 //! time for the three things JSON escapes (`"`, `\`, control characters)
 //! and copied in runs.
 //!
-//! Only the common shapes are written here: structs, maps with string
-//! keys, sequences, strings, integers, booleans, options, unit and newtype
-//! variants, and serde_json's `RawValue` (its text, as serde_json writes
-//! it). Anything else — floats (serde_json's shortest round-trip
-//! formatting), tuple and struct variants, byte strings, non-string map
-//! keys, a `Serialize` impl that fails — and the whole value is written
-//! again by serde_json, which decides the bytes or the error. So the output
-//! is serde_json's in every case; the tests compare the two.
+//! The common shapes are written here: structs, maps with string or
+//! integer keys, sequences, strings, integers, booleans, options, unit and
+//! newtype variants, and serde_json's `RawValue` (its text, as serde_json
+//! writes it). Floats and byte strings are handed, one value at a time, to
+//! serde_json's own serializer (its shortest round-trip formatting). A
+//! `Serialize` impl that fails fails here with serde_json's error for it.
+//! Anything else — tuple and struct variants, other map keys — and the whole
+//! value is written again by serde_json. So the output is serde_json's in
+//! every case; the tests compare the two.
 //!
 //! Requests and notifications are written into one reused buffer per
 //! thread ([`with_scratch`]) and copied from there into the outgoing queue,
@@ -31,21 +32,15 @@ pub(crate) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serd
     let start = out.len();
     match value.serialize(&mut Writer(out)) {
         Ok(()) => Ok(()),
-        Err(Unsupported) => {
+        Err(Stop::Unsupported) => {
             out.truncate(start);
             serde_json::to_writer(out, value)
         }
+        Err(Stop::Failed(e)) => {
+            out.truncate(start);
+            Err(e)
+        }
     }
-}
-
-/// Appends `s` as a JSON string, as serde_json would.
-pub(crate) fn write_string(out: &mut Vec<u8>, s: &str) {
-    write_str(out, s);
-}
-
-/// Appends `n` as a JSON number, as serde_json would.
-pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// The methods written as a string (a char, a unit variant's name) or as
@@ -53,7 +48,7 @@ pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
 /// alike for values and map keys.
 macro_rules! as_strings_or_unwrapped {
     () => {
-        fn serialize_char(self, v: char) -> Result<(), Unsupported> {
+        fn serialize_char(self, v: char) -> Result<(), Stop> {
             self.serialize_str(v.encode_utf8(&mut [0; 4]))
         }
 
@@ -62,7 +57,7 @@ macro_rules! as_strings_or_unwrapped {
             _: &'static str,
             _: u32,
             variant: &'static str,
-        ) -> Result<(), Unsupported> {
+        ) -> Result<(), Stop> {
             self.serialize_str(variant)
         }
 
@@ -70,9 +65,9 @@ macro_rules! as_strings_or_unwrapped {
             self,
             name: &'static str,
             value: &T,
-        ) -> Result<(), Unsupported> {
+        ) -> Result<(), Stop> {
             if is_serde_json_private(name) {
-                return Err(Unsupported);
+                return Err(Stop::Unsupported);
             }
             value.serialize(self)
         }
@@ -82,8 +77,8 @@ macro_rules! as_strings_or_unwrapped {
 /// Methods of one argument that leave the value to serde_json.
 macro_rules! refuse {
     ($($method:ident: $ty:ty),*) => {$(
-        fn $method(self, _: $ty) -> Result<(), Unsupported> {
-            Err(Unsupported)
+        fn $method(self, _: $ty) -> Result<(), Stop> {
+            Err(Stop::Unsupported)
         }
     )*};
 }
@@ -97,8 +92,8 @@ macro_rules! refuse_variants {
             _: u32,
             _: &'static str,
             _: usize,
-        ) -> Result<Self::SerializeTupleVariant, Unsupported> {
-            Err(Unsupported)
+        ) -> Result<Self::SerializeTupleVariant, Stop> {
+            Err(Stop::Unsupported)
         }
         fn serialize_struct_variant(
             self,
@@ -106,8 +101,8 @@ macro_rules! refuse_variants {
             _: u32,
             _: &'static str,
             _: usize,
-        ) -> Result<Self::SerializeStructVariant, Unsupported> {
-            Err(Unsupported)
+        ) -> Result<Self::SerializeStructVariant, Stop> {
+            Err(Stop::Unsupported)
         }
     };
 }
@@ -118,30 +113,49 @@ struct Writer<'v>(&'v mut Vec<u8>);
 /// them.
 macro_rules! integers {
     ($($method:ident: $ty:ty),*) => {$(
-        fn $method(self, v: $ty) -> Result<(), Unsupported> {
+        fn $method(self, v: $ty) -> Result<(), Stop> {
             self.0.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
             Ok(())
         }
     )*};
 }
 
-/// A shape this writer leaves to serde_json (or an error it lets serde_json
-/// report).
+/// Why this writer stopped.
 #[derive(Debug)]
-struct Unsupported;
+enum Stop {
+    /// A shape it leaves to serde_json.
+    Unsupported,
+    /// The value's `Serialize` impl failed: its error, as serde_json makes
+    /// it (so it is not run a second time by serde_json to fail again).
+    Failed(serde_json::Error),
+}
 
-impl fmt::Display for Unsupported {
+impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("left to serde_json")
+        match self {
+            Stop::Unsupported => f.write_str("left to serde_json"),
+            Stop::Failed(e) => e.fmt(f),
+        }
     }
 }
 
-impl std::error::Error for Unsupported {}
+impl std::error::Error for Stop {}
 
-impl ser::Error for Unsupported {
-    fn custom<T: fmt::Display>(_: T) -> Self {
-        Unsupported
+impl ser::Error for Stop {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Stop::Failed(<serde_json::Error as ser::Error>::custom(msg))
     }
+}
+
+/// Floats and byte strings, written by serde_json's own serializer: only
+/// that value is its, not the whole params again.
+macro_rules! by_serde_json {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<(), Stop> {
+            ser::Serializer::$method(&mut serde_json::Serializer::new(&mut *self.0), v)
+                .map_err(Stop::Failed)
+        }
+    )*};
 }
 
 /// serde_json's private names for its `RawValue` (and, with features we do
@@ -159,16 +173,16 @@ const RAW_VALUE: &str = "$serde_json::private::RawValue";
 
 impl<'a> ser::Serializer for &'a mut Writer<'_> {
     type Ok = ();
-    type Error = Unsupported;
+    type Error = Stop;
     type SerializeSeq = Compound<'a>;
     type SerializeTuple = Compound<'a>;
     type SerializeTupleStruct = Compound<'a>;
-    type SerializeTupleVariant = Impossible<(), Unsupported>;
+    type SerializeTupleVariant = Impossible<(), Stop>;
     type SerializeMap = Compound<'a>;
     type SerializeStruct = Compound<'a>;
-    type SerializeStructVariant = Impossible<(), Unsupported>;
+    type SerializeStructVariant = Impossible<(), Stop>;
 
-    fn serialize_bool(self, v: bool) -> Result<(), Unsupported> {
+    fn serialize_bool(self, v: bool) -> Result<(), Stop> {
         self.0.extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
@@ -186,29 +200,29 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
         serialize_u128: u128
     );
 
-    refuse!(serialize_f32: f32, serialize_f64: f64, serialize_bytes: &[u8]);
+    by_serde_json!(serialize_f32: f32, serialize_f64: f64, serialize_bytes: &[u8]);
 
-    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+    fn serialize_str(self, v: &str) -> Result<(), Stop> {
         write_str(self.0, v);
         Ok(())
     }
 
     as_strings_or_unwrapped!();
 
-    fn serialize_none(self) -> Result<(), Unsupported> {
+    fn serialize_none(self) -> Result<(), Stop> {
         self.serialize_unit()
     }
 
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Unsupported> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Stop> {
         value.serialize(self)
     }
 
-    fn serialize_unit(self) -> Result<(), Unsupported> {
+    fn serialize_unit(self) -> Result<(), Stop> {
         self.0.extend_from_slice(b"null");
         Ok(())
     }
 
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Stop> {
         self.serialize_unit()
     }
 
@@ -218,7 +232,7 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
         _: u32,
         variant: &'static str,
         value: &T,
-    ) -> Result<(), Unsupported> {
+    ) -> Result<(), Stop> {
         self.0.push(b'{');
         write_str(self.0, variant);
         self.0.push(b':');
@@ -227,37 +241,23 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
         Ok(())
     }
 
-    fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'a>, Unsupported> {
-        self.0.push(b'[');
-        Ok(Compound {
-            out: self.0,
-            first: true,
-            raw: false,
-        })
+    fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'a>, Stop> {
+        Ok(Compound::open(self.0, b'['))
     }
 
-    fn serialize_tuple(self, len: usize) -> Result<Compound<'a>, Unsupported> {
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'a>, Stop> {
         self.serialize_seq(Some(len))
     }
 
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        len: usize,
-    ) -> Result<Compound<'a>, Unsupported> {
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Compound<'a>, Stop> {
         self.serialize_seq(Some(len))
     }
 
-    fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a>, Unsupported> {
-        self.0.push(b'{');
-        Ok(Compound {
-            out: self.0,
-            first: true,
-            raw: false,
-        })
+    fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a>, Stop> {
+        Ok(Compound::open(self.0, b'{'))
     }
 
-    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Compound<'a>, Unsupported> {
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Compound<'a>, Stop> {
         if name == RAW_VALUE {
             return Ok(Compound {
                 out: self.0,
@@ -266,7 +266,7 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
             });
         }
         if is_serde_json_private(name) {
-            return Err(Unsupported);
+            return Err(Stop::Unsupported);
         }
         self.serialize_map(Some(len))
     }
@@ -282,28 +282,38 @@ struct Compound<'a> {
     raw: bool,
 }
 
-impl Compound<'_> {
+impl<'a> Compound<'a> {
+    /// A sequence (`[`) or a map (`{`), opened.
+    fn open(out: &'a mut Vec<u8>, bracket: u8) -> Self {
+        out.push(bracket);
+        Compound {
+            out,
+            first: true,
+            raw: false,
+        }
+    }
+
     fn separate(&mut self) {
         if !std::mem::take(&mut self.first) {
             self.out.push(b',');
         }
     }
 
-    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
         value.serialize(&mut Writer(self.out))
     }
 }
 
 impl ser::SerializeSeq for Compound<'_> {
     type Ok = ();
-    type Error = Unsupported;
+    type Error = Stop;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
         self.separate();
         self.element(value)
     }
 
-    fn end(self) -> Result<(), Unsupported> {
+    fn end(self) -> Result<(), Stop> {
         self.out.push(b']');
         Ok(())
     }
@@ -314,13 +324,13 @@ macro_rules! as_a_sequence {
     ($($trait:ident :: $method:ident),*) => {$(
         impl ser::$trait for Compound<'_> {
             type Ok = ();
-            type Error = Unsupported;
+            type Error = Stop;
 
-            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
                 ser::SerializeSeq::serialize_element(self, value)
             }
 
-            fn end(self) -> Result<(), Unsupported> {
+            fn end(self) -> Result<(), Stop> {
                 ser::SerializeSeq::end(self)
             }
         }
@@ -334,20 +344,20 @@ as_a_sequence!(
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
-    type Error = Unsupported;
+    type Error = Stop;
 
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unsupported> {
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Stop> {
         self.separate();
         key.serialize(Key(self.out))?;
         self.out.push(b':');
         Ok(())
     }
 
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
         self.element(value)
     }
 
-    fn end(self) -> Result<(), Unsupported> {
+    fn end(self) -> Result<(), Stop> {
         self.out.push(b'}');
         Ok(())
     }
@@ -355,16 +365,16 @@ impl ser::SerializeMap for Compound<'_> {
 
 impl ser::SerializeStruct for Compound<'_> {
     type Ok = ();
-    type Error = Unsupported;
+    type Error = Stop;
 
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
         value: &T,
-    ) -> Result<(), Unsupported> {
+    ) -> Result<(), Stop> {
         if self.raw {
             if key != RAW_VALUE || !std::mem::take(&mut self.first) {
-                return Err(Unsupported);
+                return Err(Stop::Unsupported);
             }
             return value.serialize(RawText(self.out));
         }
@@ -374,9 +384,13 @@ impl ser::SerializeStruct for Compound<'_> {
         self.element(value)
     }
 
-    fn end(self) -> Result<(), Unsupported> {
+    fn end(self) -> Result<(), Stop> {
         if self.raw {
-            return if self.first { Err(Unsupported) } else { Ok(()) };
+            return if self.first {
+                Err(Stop::Unsupported)
+            } else {
+                Ok(())
+            };
         }
         ser::SerializeMap::end(self)
     }
@@ -387,38 +401,30 @@ impl ser::SerializeStruct for Compound<'_> {
 macro_rules! refuse_the_rest {
     () => {
         type Ok = ();
-        type Error = Unsupported;
-        type SerializeSeq = Impossible<(), Unsupported>;
-        type SerializeTuple = Impossible<(), Unsupported>;
-        type SerializeTupleStruct = Impossible<(), Unsupported>;
-        type SerializeTupleVariant = Impossible<(), Unsupported>;
-        type SerializeMap = Impossible<(), Unsupported>;
-        type SerializeStruct = Impossible<(), Unsupported>;
-        type SerializeStructVariant = Impossible<(), Unsupported>;
+        type Error = Stop;
+        type SerializeSeq = Impossible<(), Stop>;
+        type SerializeTuple = Impossible<(), Stop>;
+        type SerializeTupleStruct = Impossible<(), Stop>;
+        type SerializeTupleVariant = Impossible<(), Stop>;
+        type SerializeMap = Impossible<(), Stop>;
+        type SerializeStruct = Impossible<(), Stop>;
+        type SerializeStructVariant = Impossible<(), Stop>;
 
         refuse!(
             serialize_bool: bool,
-            serialize_i8: i8,
-            serialize_i16: i16,
-            serialize_i32: i32,
-            serialize_i64: i64,
-            serialize_u8: u8,
-            serialize_u16: u16,
-            serialize_u32: u32,
-            serialize_u64: u64,
             serialize_f32: f32,
             serialize_f64: f64,
             serialize_bytes: &[u8],
             serialize_unit_struct: &'static str
         );
-        fn serialize_none(self) -> Result<(), Unsupported> {
-            Err(Unsupported)
+        fn serialize_none(self) -> Result<(), Stop> {
+            Err(Stop::Unsupported)
         }
-        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Unsupported> {
-            Err(Unsupported)
+        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Stop> {
+            Err(Stop::Unsupported)
         }
-        fn serialize_unit(self) -> Result<(), Unsupported> {
-            Err(Unsupported)
+        fn serialize_unit(self) -> Result<(), Stop> {
+            Err(Stop::Unsupported)
         }
         fn serialize_newtype_variant<T: Serialize + ?Sized>(
             self,
@@ -426,31 +432,31 @@ macro_rules! refuse_the_rest {
             _: u32,
             _: &'static str,
             _: &T,
-        ) -> Result<(), Unsupported> {
-            Err(Unsupported)
+        ) -> Result<(), Stop> {
+            Err(Stop::Unsupported)
         }
-        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Unsupported> {
-            Err(Unsupported)
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Stop> {
+            Err(Stop::Unsupported)
         }
-        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
-            Err(Unsupported)
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Stop> {
+            Err(Stop::Unsupported)
         }
         fn serialize_tuple_struct(
             self,
             _: &'static str,
             _: usize,
-        ) -> Result<Self::SerializeTupleStruct, Unsupported> {
-            Err(Unsupported)
+        ) -> Result<Self::SerializeTupleStruct, Stop> {
+            Err(Stop::Unsupported)
         }
-        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
-            Err(Unsupported)
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Stop> {
+            Err(Stop::Unsupported)
         }
         fn serialize_struct(
             self,
             _: &'static str,
             _: usize,
-        ) -> Result<Self::SerializeStruct, Unsupported> {
-            Err(Unsupported)
+        ) -> Result<Self::SerializeStruct, Stop> {
+            Err(Stop::Unsupported)
         }
         refuse_variants!();
     };
@@ -461,43 +467,75 @@ macro_rules! refuse_the_rest {
 struct RawText<'a>(&'a mut Vec<u8>);
 
 impl ser::Serializer for RawText<'_> {
-    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+    fn serialize_str(self, v: &str) -> Result<(), Stop> {
         self.0.extend_from_slice(v.as_bytes());
         Ok(())
     }
 
-    refuse!(serialize_char: char);
+    refuse!(
+        serialize_char: char,
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128
+    );
 
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<(), Unsupported> {
-        Err(Unsupported)
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Stop> {
+        Err(Stop::Unsupported)
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
         _: &T,
-    ) -> Result<(), Unsupported> {
-        Err(Unsupported)
+    ) -> Result<(), Stop> {
+        Err(Stop::Unsupported)
     }
 
     refuse_the_rest!();
 }
 
-/// A map key: a string (or a char, or a unit variant's name) here; serde_json
-/// turns numbers and booleans into strings too, and has the last word on
-/// anything else.
+/// A map key: a string (or a char, or a unit variant's name), or an
+/// integer written as a string, as serde_json writes them; serde_json has
+/// the last word on anything else.
 struct Key<'a>(&'a mut Vec<u8>);
 
+/// Integer keys, quoted.
+macro_rules! quoted_integers {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<(), Stop> {
+            self.0.push(b'"');
+            self.0.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            self.0.push(b'"');
+            Ok(())
+        }
+    )*};
+}
+
 impl ser::Serializer for Key<'_> {
-    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+    fn serialize_str(self, v: &str) -> Result<(), Stop> {
         write_str(self.0, v);
         Ok(())
     }
+
+    quoted_integers!(
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128
+    );
 
     as_strings_or_unwrapped!();
 
@@ -557,7 +595,7 @@ static ESCAPE: [u8; 256] = {
 /// 32 bytes (then a word) at a time; each escape written as serde_json
 /// writes it.
 #[inline]
-fn write_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
@@ -761,6 +799,8 @@ mod tests {
         for _ in 0..5_000 {
             same_and_fast(&rng.value(0, false));
             same(&rng.value(0, true));
+            // Floats too are written here (each by serde_json's serializer).
+            same_and_fast(&rng.value(0, true));
         }
     }
 
@@ -835,6 +875,10 @@ mod tests {
         same_and_fast(&params.big);
         same_and_fast(&params.by_name);
         same(&params.by_number);
+        same_and_fast(&params.by_number);
+        same_and_fast(&params.float);
+        same_and_fast(&[f64::NAN, f64::INFINITY, -0.0, 1e300, 0.1]);
+        same_and_fast(&BTreeMap::from([(-1i128, "a"), (1 << 100, "b")]));
         same_and_fast(&params.raw);
         same_and_fast(&params.boxed_raw);
         #[derive(Serialize)]
@@ -866,6 +910,29 @@ mod tests {
         let err = write(&mut out, &[Some(Fails)]).unwrap_err();
         assert!(err.to_string().contains("no such thing"), "{err}");
         assert!(out.starts_with(b"kept"));
+        assert_eq!(
+            err.to_string(),
+            serde_json::to_vec(&[Some(Fails)]).unwrap_err().to_string()
+        );
+    }
+
+    #[test]
+    fn a_serialize_impl_runs_once_even_when_its_value_has_floats() {
+        // An impl may not be able to run twice (it drains an iterator, or
+        // counts); a float among the params no longer sends the whole
+        // value to serde_json for a second run.
+        struct Once(std::cell::Cell<u32>);
+        impl Serialize for Once {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.0.set(self.0.get() + 1);
+                (1.5f64, "x", [0.25f32]).serialize(s)
+            }
+        }
+        let once = Once(std::cell::Cell::new(0));
+        let mut out = Vec::new();
+        write(&mut out, &once).unwrap();
+        assert_eq!(out, br#"[1.5,"x",[0.25]]"#);
+        assert_eq!(once.0.get(), 1);
     }
 
     #[test]

@@ -92,8 +92,8 @@ impl LineCodec {
         if line.last() == Some(&b'\r') {
             line.truncate(line.len() - 1);
         }
-        // Not checked as UTF-8 here: the message parser checks each frame
-        // once, whatever its framing, and reads the `str` it gets.
+        // Not checked as UTF-8 here: the connection's reader checks each
+        // frame once, whatever its framing, and parses the `str` it gets.
         if line.trim_ascii().is_empty() {
             None
         } else {
