@@ -5,11 +5,14 @@
 # `echo-server`, alternated round by round so machine noise hits both alike.
 #
 # The report (stdout) says first whether the peer is the bottleneck: for every
-# scenario the floor must reach at least 2x the library's rate against the same
-# echo server, or the ratio says more about the peer than about the library.
-# Then a markdown table of medians, the per-round ratios' median, and each
-# target met or not; then the liveness and memory checks. Progress goes to
-# stderr.
+# scenario, how busy the echo server was while the library drove it (user +
+# system CPU over its lifetime, by GNU time when /usr/bin/time exists). At most
+# 80% busy passes; above it the scenario is flagged "the peer may be the
+# bottleneck", and its ratio says more about the peer than about the library.
+# (Without GNU time it says "not measured".) The floor's rate against the
+# same server is shown beside it. Then a markdown table of medians, the
+# per-round ratios' median, and each target met or not; then the liveness and
+# memory checks. Progress goes to stderr.
 #
 # The floor lives outside this repository and is built here, never copied:
 #   FLOOR_DIR      where `echo-server/` and `raw-baseline/` are

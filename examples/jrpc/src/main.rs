@@ -14,7 +14,10 @@
 //! `bench` sends N requests with C in flight, params `{"data": "xxx..."}`,
 //! checks every result equals its params, and prints one last line:
 //! `requests=N concurrency=C payload=B seconds=S rps=R p50_us=X p99_us=Y`.
-//! A server that dies mid-run makes it exit 2 at once with the cause.
+//! A server that dies mid-run makes it exit 2 at once with the cause, as
+//! does a wrong result; otherwise its exit statuses are `call`'s (1 a
+//! JSON-RPC error, 3 a request's timeout, 64 bad usage, which includes
+//! `--response typed` with a method other than `echo`).
 //!
 //! `--runtime multi-thread` runs on tokio's multi-thread runtime (2 workers)
 //! instead of the default current-thread runtime.
@@ -35,10 +38,12 @@
 //! shared floor's `echo-server --notify K`, method `echo/event`) is checked
 //! the same way through the number `n` each request then carries in its
 //! params: K notifications for each request, one request after another,
-//! none lost or repeated.
+//! none lost or repeated. Notifications out of order, or still missing
+//! 10 s after the last response, make it exit 2 with how many arrived.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::error::ErrorKind;
@@ -52,12 +57,17 @@ use serde_json::Value;
 /// Exit status for bad usage (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 
+/// How long `bench --notifications` waits, once the last response is in,
+/// for the notifications still missing (`--help` and the docs say 10 s).
+const NOTIFICATION_GRACE: Duration = Duration::from_secs(10);
+
 const EXIT_STATUS: &str = "\
 Exit status:
   0   success
   1   the server answered with a JSON-RPC error (printed on stderr)
   2   the server died or could not be started (with the cause: exit status,
-      stderr tail, or the spawn error), or a bench result was wrong
+      stderr tail, or the spawn error); for bench also a wrong result, or
+      notifications out of order or still missing 10 s after the last response
   3   timeout
   64  bad usage";
 
@@ -122,7 +132,8 @@ struct Bench {
     /// Also expect K `echo/progress` (or `echo/event`, params echoed)
     /// notifications before each response (the echo server's `--notify K`),
     /// in wire order, none lost; the summary then ends with
-    /// `notifications=T nps=R`.
+    /// `notifications=T nps=R`. Those still missing 10 s after the last
+    /// response make it exit 2.
     #[arg(long, value_name = "K", default_value_t = 0)]
     notifications: u64,
     /// How results are read: into a `serde_json::Value`, into a typed
@@ -350,20 +361,26 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
     if matches!(o.response, ResponseMode::Typed) && o.method != Echo::METHOD {
         return Err(Failure(
             EXIT_USAGE,
-            format!("--response typed calls `{}` only", Echo::METHOD),
+            format!(
+                "--response typed calls `{}` only; use --response value or raw for other methods",
+                Echo::METHOD
+            ),
         ));
     }
     let data = "x".repeat(o.payload);
-    let params = Params::new(Box::leak(data.into_boxed_str()), None, o.response);
+    let params = Params::new(Box::leak(data.into_boxed_str()), o.response);
     // With notifications, each request is numbered, so that a server that
     // echoes params in its notifications shows their order.
     let numbered = o.notifications > 0;
+    let expected = o.notifications * o.requests as u64;
+    // How many notifications the counter has seen, for when they stop short.
+    let received = Arc::new(AtomicU64::new(0));
     let counter = (o.notifications > 0).then(|| {
-        let expected = o.notifications * o.requests as u64;
         tokio::spawn(count_notifications(
             client.subscribe(Filter::prefix("echo/")),
             o.notifications,
             expected,
+            received.clone(),
         ))
     });
     // `concurrency` workers, each sending its next request as soon as the
@@ -371,8 +388,12 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
     // allocated per request (as a `FuturesUnordered` of calls would).
     // Requests are numbered in the order they are sent.
     let sent = AtomicUsize::new(0);
+    let per_worker = o.requests.div_ceil(concurrency);
     let worker = || async {
+        // Allocated before the timed loop rather than regrown in it; a
+        // `--requests` too large to allocate for at once grows as it goes.
         let mut latencies = Vec::new();
+        let _ = latencies.try_reserve_exact(per_worker);
         loop {
             let n = sent.fetch_add(1, Ordering::Relaxed);
             if n >= o.requests {
@@ -383,7 +404,7 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
         }
     };
     let started = Instant::now();
-    let latencies = if concurrency == 1 {
+    let mut latencies = if concurrency == 1 {
         // Awaited as it is: a `FuturesUnordered` of one would add its own
         // wake-up bookkeeping (~350 instructions) to every round trip.
         worker().await?
@@ -398,16 +419,34 @@ async fn bench(client: &Client, o: &Bench) -> Result<(), Failure> {
         latencies
     };
     let notifications = match counter {
-        Some(counter) => Some(
-            counter
-                .await
-                .map_err(|e| Failure(2, format!("notification counter failed: {e}")))?
-                .map_err(|problem| Failure(2, problem))?,
-        ),
+        Some(mut counter) => {
+            // A server that sends fewer notifications than expected would
+            // leave the counter waiting forever: once every response is in,
+            // the rest must follow within the grace period.
+            let Ok(counted) = tokio::time::timeout(NOTIFICATION_GRACE, &mut counter).await else {
+                counter.abort();
+                return Err(Failure(
+                    2,
+                    format!(
+                        "received {} of {expected} notifications within {} s of the last \
+                         response; does the server send {} per request (echo_server and the \
+                         shared echo-server: --notify {})?",
+                        received.load(Ordering::Relaxed),
+                        NOTIFICATION_GRACE.as_secs(),
+                        o.notifications,
+                        o.notifications,
+                    ),
+                ));
+            };
+            Some(
+                counted
+                    .map_err(|e| Failure(2, format!("notification counter failed: {e}")))?
+                    .map_err(|problem| Failure(2, problem))?,
+            )
+        }
         None => None,
     };
     let seconds = started.elapsed().as_secs_f64();
-    let mut latencies = latencies;
     latencies.sort_unstable();
     let pct = |p: f64| {
         latencies
@@ -442,9 +481,10 @@ struct Params {
 }
 
 impl Params {
-    fn new(data: &'static str, n: Option<u64>, mode: ResponseMode) -> Params {
+    /// Unnumbered, with `data` serialized here.
+    fn new(data: &'static str, mode: ResponseMode) -> Params {
         let json = serde_json::value::to_raw_value(data).expect("JSON");
-        Params::numbered(data, Box::leak(json), n, mode)
+        Params::numbered(data, Box::leak(json), None, mode)
     }
 
     /// With `data` already serialized as `json`.
@@ -543,11 +583,12 @@ struct Counted {
 /// Receives `expected` notifications, `per_request` for each request, and
 /// checks they come in wire order with none lost: either
 /// `{"request": id, "seq": i}`, or the request's own params with its number
-/// `n`.
+/// `n`. `progress` follows the count, for a caller that stops waiting.
 async fn count_notifications(
     mut subscription: Subscription,
     per_request: u64,
     expected: u64,
+    progress: Arc<AtomicU64>,
 ) -> Result<u64, String> {
     let mut received = 0u64;
     let mut last: Option<(i64, u64)> = None;
@@ -587,6 +628,7 @@ async fn count_notifications(
         }
         last = Some((request, seq));
         received += 1;
+        progress.store(received, Ordering::Relaxed);
     }
     Ok(received)
 }

@@ -1,4 +1,8 @@
-//! `raw_baseline`: the floor `jrpc bench` is measured against.
+//! `raw_baseline`: our earlier baseline for `jrpc bench`, no longer the
+//! floor it is measured against: `benches/run.sh` uses the shared floor's
+//! `raw-baseline` (`../shared/bench`) and no longer runs this one, which
+//! serializes every request and parses every result into a `Value` (see
+//! benches/README.md).
 //!
 //! ```text
 //! raw_baseline [--requests N] [--concurrency C] [--payload BYTES] [--method M] [--notifications K] -- CMD [ARGS...]
