@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{
     AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf,
 };
+use tokio::task::JoinHandle;
 
 struct FakeServer {
     lines: Lines<BufReader<ReadHalf<DuplexStream>>>,
@@ -27,6 +28,18 @@ impl FakeServer {
             .unwrap()
             .expect("client closed");
         serde_json::from_str(&line).unwrap()
+    }
+
+    /// Has `client` call `method` (null params) in a task of its own;
+    /// returns the task and the id the request came with.
+    async fn call(
+        &mut self,
+        client: &Client,
+        method: &'static str,
+    ) -> (JoinHandle<Result<Value, Error>>, Value) {
+        let c = client.clone();
+        let call = tokio::spawn(async move { c.request(method, json!(null)).await });
+        (call, self.recv().await["id"].clone())
     }
 
     async fn send(&mut self, raw: &[u8]) {
@@ -122,9 +135,7 @@ async fn a_string_id_never_answers_a_numeric_request() {
 #[tokio::test]
 async fn bad_lines_are_skipped_counted_and_the_connection_goes_on() {
     let (client, mut server) = pair(Client::builder().max_frame_length(64));
-    let c = client.clone();
-    let call = tokio::spawn(async move { c.request("m", json!(null)).await });
-    let id = server.recv().await["id"].clone();
+    let (call, id) = server.call(&client, "m").await;
     let mut junk = Vec::new();
     junk.extend_from_slice(b"\n   \r\n"); // blank lines: skipped silently
     junk.extend_from_slice(b"{not json\n"); // malformed
@@ -153,9 +164,7 @@ async fn a_response_whose_result_is_no_json_fails_its_caller_at_once() {
     // decoding checks it): a malformed one fails that caller, typed or raw,
     // instead of leaving it to its timeout.
     let (client, mut server) = connect();
-    let c = client.clone();
-    let typed = tokio::spawn(async move { c.request("m", json!(null)).await });
-    let typed_id = server.recv().await["id"].clone();
+    let (typed, typed_id) = server.call(&client, "m").await;
     let c = client.clone();
     let raw = tokio::spawn(async move { c.request_raw("m", json!(null)).await });
     let raw_id = server.recv().await["id"].clone();
@@ -185,9 +194,7 @@ async fn a_response_with_members_after_its_result_answers_its_caller() {
     // Valid JSON-RPC in any member order: a server that writes "jsonrpc"
     // last must not fail its callers.
     let (client, mut server) = connect();
-    let c = client.clone();
-    let typed = tokio::spawn(async move { c.request("m", json!(null)).await });
-    let typed_id = server.recv().await["id"].clone();
+    let (typed, typed_id) = server.call(&client, "m").await;
     let c = client.clone();
     let raw = tokio::spawn(async move { c.request_raw("m", json!(null)).await });
     let raw_id = server.recv().await["id"].clone();
@@ -228,17 +235,13 @@ async fn a_content_length_body_of_invalid_utf8_is_a_bad_frame_too() {
 #[tokio::test]
 async fn a_duplicate_response_is_ignored() {
     let (client, mut server) = connect();
-    let c = client.clone();
-    let call = tokio::spawn(async move { c.request("m", json!(null)).await });
-    let id = server.recv().await["id"].clone();
+    let (call, id) = server.call(&client, "m").await;
     server
         .send(format!("{{\"id\":{id},\"result\":1}}\n{{\"id\":{id},\"result\":2}}\n").as_bytes())
         .await;
     assert_eq!(call.await.unwrap().unwrap(), json!(1));
     // The second answer is counted once the reader gets to it.
-    let c = client.clone();
-    let ping = tokio::spawn(async move { c.request("ping", json!(null)).await });
-    let pid = server.recv().await["id"].clone();
+    let (ping, pid) = server.call(&client, "ping").await;
     server
         .send(format!("{{\"id\":{pid},\"result\":0}}\n").as_bytes())
         .await;
@@ -250,12 +253,8 @@ async fn a_duplicate_response_is_ignored() {
 async fn a_batch_resolves_each_caller_and_delivers_each_notification() {
     let (client, mut server) = connect();
     let mut notes = client.subscribe(Filter::All);
-    let c1 = client.clone();
-    let one = tokio::spawn(async move { c1.request("one", json!(null)).await });
-    let id1 = server.recv().await["id"].clone();
-    let c2 = client.clone();
-    let two = tokio::spawn(async move { c2.request("two", json!(null)).await });
-    let id2 = server.recv().await["id"].clone();
+    let (one, id1) = server.call(&client, "one").await;
+    let (two, id2) = server.call(&client, "two").await;
     server
         .send(
             format!("[{{\"id\":{id2},\"result\":2}},{{\"method\":\"n\"}},\"junk\",{{\"id\":{id1},\"result\":1}}]\n")
@@ -272,9 +271,7 @@ async fn a_batch_resolves_each_caller_and_delivers_each_notification() {
 async fn a_subscriber_sees_every_notification_written_before_the_response() {
     let (client, mut server) = connect();
     let mut notes = client.subscribe(Filter::prefix("item/"));
-    let c = client.clone();
-    let call = tokio::spawn(async move { c.request("turn/start", json!(null)).await });
-    let id = server.recv().await["id"].clone();
+    let (call, id) = server.call(&client, "turn/start").await;
     let mut burst = String::new();
     for i in 0..100 {
         burst.push_str(&format!(
@@ -329,9 +326,7 @@ async fn a_lagging_subscriber_is_told_how_many_it_lost_and_others_are_not_slowed
     }
     server.send(burst.as_bytes()).await;
     // A request still gets through while the subscriber is full.
-    let c = client.clone();
-    let call = tokio::spawn(async move { c.request("m", json!(null)).await });
-    let id = server.recv().await["id"].clone();
+    let (call, id) = server.call(&client, "m").await;
     server
         .send(
             format!("{{\"method\":\"n\",\"params\":10}}\n{{\"id\":{id},\"result\":true}}\n")
@@ -357,9 +352,7 @@ async fn dropping_a_subscription_unsubscribes() {
     let notes = client.subscribe(Filter::All);
     drop(notes);
     server.send(b"{\"method\":\"n\"}\n").await;
-    let c = client.clone();
-    let call = tokio::spawn(async move { c.request("m", json!(null)).await });
-    let id = server.recv().await["id"].clone();
+    let (call, id) = server.call(&client, "m").await;
     server
         .send(format!("{{\"id\":{id},\"result\":1}}\n").as_bytes())
         .await;
@@ -432,9 +425,7 @@ async fn a_timeout_names_the_method_and_duration_and_removes_the_entry() {
     server
         .send(format!("{{\"id\":{id},\"result\":1}}\n").as_bytes())
         .await;
-    let c = client.clone();
-    let next = tokio::spawn(async move { c.request("m", json!(null)).await });
-    let id = server.recv().await["id"].clone();
+    let (next, id) = server.call(&client, "m").await;
     server
         .send(format!("{{\"id\":{id},\"result\":2}}\n").as_bytes())
         .await;
