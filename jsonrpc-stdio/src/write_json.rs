@@ -109,6 +109,24 @@ macro_rules! refuse_variants {
 
 struct Writer<'v>(&'v mut Vec<u8>);
 
+/// `$then!` over every integer method of a serializer, with its type.
+macro_rules! with_integers {
+    ($then:ident) => {
+        $then!(
+            serialize_i8: i8,
+            serialize_i16: i16,
+            serialize_i32: i32,
+            serialize_i64: i64,
+            serialize_i128: i128,
+            serialize_u8: u8,
+            serialize_u16: u16,
+            serialize_u32: u32,
+            serialize_u64: u64,
+            serialize_u128: u128
+        );
+    };
+}
+
 /// The integer methods: every width written by itoa, as serde_json writes
 /// them.
 macro_rules! integers {
@@ -187,18 +205,7 @@ impl<'a> ser::Serializer for &'a mut Writer<'_> {
         Ok(())
     }
 
-    integers!(
-        serialize_i8: i8,
-        serialize_i16: i16,
-        serialize_i32: i32,
-        serialize_i64: i64,
-        serialize_i128: i128,
-        serialize_u8: u8,
-        serialize_u16: u16,
-        serialize_u32: u32,
-        serialize_u64: u64,
-        serialize_u128: u128
-    );
+    with_integers!(integers);
 
     by_serde_json!(serialize_f32: f32, serialize_f64: f64, serialize_bytes: &[u8]);
 
@@ -472,19 +479,8 @@ impl ser::Serializer for RawText<'_> {
         Ok(())
     }
 
-    refuse!(
-        serialize_char: char,
-        serialize_i8: i8,
-        serialize_i16: i16,
-        serialize_i32: i32,
-        serialize_i64: i64,
-        serialize_i128: i128,
-        serialize_u8: u8,
-        serialize_u16: u16,
-        serialize_u32: u32,
-        serialize_u64: u64,
-        serialize_u128: u128
-    );
+    refuse!(serialize_char: char);
+    with_integers!(refuse);
 
     fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Stop> {
         Err(Stop::Unsupported)
@@ -524,18 +520,7 @@ impl ser::Serializer for Key<'_> {
         Ok(())
     }
 
-    quoted_integers!(
-        serialize_i8: i8,
-        serialize_i16: i16,
-        serialize_i32: i32,
-        serialize_i64: i64,
-        serialize_i128: i128,
-        serialize_u8: u8,
-        serialize_u16: u16,
-        serialize_u32: u32,
-        serialize_u64: u64,
-        serialize_u128: u128
-    );
+    with_integers!(quoted_integers);
 
     as_strings_or_unwrapped!();
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jsonrpc_stdio::{
-    CancelNotification, Client, CloseReason, Error, ErrorCode, Filter, Framing, RequestId,
+    CancelNotification, Client, CloseReason, Error, ErrorCode, Filter, Framing, RawResult,
+    RequestId,
 };
 use serde_json::{json, Value};
 use tokio::io::{
@@ -39,6 +40,17 @@ impl FakeServer {
     ) -> (JoinHandle<Result<Value, Error>>, Value) {
         let c = client.clone();
         let call = tokio::spawn(async move { c.request(method, json!(null)).await });
+        (call, self.recv().await["id"].clone())
+    }
+
+    /// As [`call`](Self::call), the result kept raw.
+    async fn call_raw(
+        &mut self,
+        client: &Client,
+        method: &'static str,
+    ) -> (JoinHandle<Result<RawResult, Error>>, Value) {
+        let c = client.clone();
+        let call = tokio::spawn(async move { c.request_raw(method, json!(null)).await });
         (call, self.recv().await["id"].clone())
     }
 
@@ -165,9 +177,7 @@ async fn a_response_whose_result_is_no_json_fails_its_caller_at_once() {
     // instead of leaving it to its timeout.
     let (client, mut server) = connect();
     let (typed, typed_id) = server.call(&client, "m").await;
-    let c = client.clone();
-    let raw = tokio::spawn(async move { c.request_raw("m", json!(null)).await });
-    let raw_id = server.recv().await["id"].clone();
+    let (raw, raw_id) = server.call_raw(&client, "m").await;
     server
         .send(
             format!(
@@ -195,9 +205,7 @@ async fn a_response_with_members_after_its_result_answers_its_caller() {
     // last must not fail its callers.
     let (client, mut server) = connect();
     let (typed, typed_id) = server.call(&client, "m").await;
-    let c = client.clone();
-    let raw = tokio::spawn(async move { c.request_raw("m", json!(null)).await });
-    let raw_id = server.recv().await["id"].clone();
+    let (raw, raw_id) = server.call_raw(&client, "m").await;
     server
         .send(
             format!(
