@@ -170,54 +170,61 @@ async fn bad_lines_are_skipped_counted_and_the_connection_goes_on() {
     assert!(!client.is_closed());
 }
 
+/// Has `client` call `m` twice, typed and raw, and answers them with these
+/// lines (`ID` replaced by each request's id); their outcomes.
+async fn answer_typed_and_raw(
+    client: &Client,
+    server: &mut FakeServer,
+    typed_line: &str,
+    raw_line: &str,
+) -> (Result<Value, Error>, Result<RawResult, Error>) {
+    let (typed, typed_id) = server.call(client, "m").await;
+    let (raw, raw_id) = server.call_raw(client, "m").await;
+    let wire = format!(
+        "{}\n{}\n",
+        typed_line.replace("ID", &typed_id.to_string()),
+        raw_line.replace("ID", &raw_id.to_string())
+    );
+    server.send(wire.as_bytes()).await;
+    (typed.await.unwrap(), raw.await.unwrap())
+}
+
 #[tokio::test]
-async fn a_response_whose_result_is_no_json_fails_its_caller_at_once() {
+async fn a_result_is_checked_by_its_caller_in_any_member_order_and_a_malformed_one_fails_at_once() {
     // The reader hands a plain envelope's result on unread (its caller's
-    // decoding checks it): a malformed one fails that caller, typed or raw,
-    // instead of leaving it to its timeout.
+    // decoding checks it, and reads the frame whole if it must).
     let (client, mut server) = connect();
-    let (typed, typed_id) = server.call(&client, "m").await;
-    let (raw, raw_id) = server.call_raw(&client, "m").await;
-    server
-        .send(
-            format!(
-                "{{\"id\":{typed_id},\"result\":[1,}}\n\
-                 {{\"jsonrpc\":\"2.0\",\"id\":{raw_id},\"result\":1,\"error\":{{\"code\":1,\"message\":\"\"}}}}\n"
-            )
-            .as_bytes(),
-        )
-        .await;
-    let typed = typed.await.unwrap().unwrap_err();
+    // Valid JSON-RPC in any member order: a server that writes "jsonrpc"
+    // last must not fail its callers.
+    let (typed, raw) = answer_typed_and_raw(
+        &client,
+        &mut server,
+        r#"{"id":ID,"result":{"x":1},"jsonrpc":"2.0"}"#,
+        r#"{"id":ID,"result":[1, 2],"jsonrpc":"2.0"}"#,
+    )
+    .await;
+    assert_eq!(typed.unwrap(), json!({"x": 1}));
+    assert_eq!(raw.unwrap().as_bytes(), b"[1, 2]");
+    assert_eq!(client.stats().unparsable, 0);
+    // A malformed one fails that caller, typed or raw, instead of leaving
+    // it to its timeout.
+    let (typed, raw) = answer_typed_and_raw(
+        &client,
+        &mut server,
+        r#"{"id":ID,"result":[1,}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":1,"error":{"code":1,"message":""}}"#,
+    )
+    .await;
+    let typed = typed.unwrap_err();
     assert!(
         matches!(&typed, Error::Decode { method, .. } if method == "m"),
         "{typed}"
     );
-    let raw = raw.await.unwrap().unwrap_err();
+    let raw = raw.unwrap_err();
     assert!(matches!(&raw, Error::Decode { .. }), "{raw}");
     assert!(raw.to_string().contains("both result and error"), "{raw}");
     assert_eq!(client.stats().unparsable, 2);
     assert!(!client.is_closed());
-}
-
-#[tokio::test]
-async fn a_response_with_members_after_its_result_answers_its_caller() {
-    // Valid JSON-RPC in any member order: a server that writes "jsonrpc"
-    // last must not fail its callers.
-    let (client, mut server) = connect();
-    let (typed, typed_id) = server.call(&client, "m").await;
-    let (raw, raw_id) = server.call_raw(&client, "m").await;
-    server
-        .send(
-            format!(
-                "{{\"id\":{typed_id},\"result\":{{\"x\":1}},\"jsonrpc\":\"2.0\"}}\n\
-                 {{\"id\":{raw_id},\"result\":[1, 2],\"jsonrpc\":\"2.0\"}}\n"
-            )
-            .as_bytes(),
-        )
-        .await;
-    assert_eq!(typed.await.unwrap().unwrap(), json!({"x": 1}));
-    assert_eq!(raw.await.unwrap().unwrap().as_bytes(), b"[1, 2]");
-    assert_eq!(client.stats().unparsable, 0);
 }
 
 #[tokio::test]
