@@ -1,6 +1,7 @@
 //! Faults: codex SIGKILLed between two messages of a context, codex-a2a
 //! SIGKILLed and restarted on its state, and a cancel that must leave no
-//! command of codex running.
+//! command of codex running. After each kill, the service is driven over
+//! HTTP by hand and then by the official A2A client (a2a-sdk).
 
 mod support;
 
@@ -39,6 +40,28 @@ fn codex_killed_between_two_messages_heals_and_the_model_saw_the_first() {
     assert_eq!(health["restarts"], 1, "{health}");
     assert_eq!(health["resumes"], 1, "{health}");
     assert_eq!(health["codex"]["state"], "up", "{health}");
+
+    // Once more, through the official client: codex killed again, and the
+    // SDK's next message in the context meets the dead codex.
+    let codex = agent.codex_pid();
+    signal(codex, Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.health()["codexPid"].as_u64() == Some(codex as u64) {
+        assert!(Instant::now() < deadline, "codex {codex} did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first_id = first["id"].as_str().unwrap();
+    let Some(out) = agent.python("recall", "1.0", &[ctx, first_id], None) else {
+        return;
+    };
+    assert_eq!(out["earlier"], "TASK_STATE_COMPLETED", "{out}");
+    assert_eq!(out["recall"], "TASK_STATE_COMPLETED", "{out}");
+    // Every earlier message of the context, across both deaths of codex.
+    assert_eq!(
+        out["recall_text"], "I remember: my name is Ada | recall what I said",
+        "{out}"
+    );
+    assert_eq!(agent.health()["restarts"], 2);
 }
 
 #[test]
@@ -56,7 +79,7 @@ fn codex_a2a_killed_and_restarted_keeps_tasks_and_contexts() {
     agent.wait_state(&stalled_id, "TASK_STATE_WORKING", Duration::from_secs(20));
 
     agent.kill9();
-    let agent = agent.restart();
+    let mut agent = agent.restart();
 
     let old = agent.get(&done_id);
     assert_eq!(old["status"]["state"], "TASK_STATE_COMPLETED", "{old}");
@@ -81,6 +104,22 @@ fn codex_a2a_killed_and_restarted_keeps_tasks_and_contexts() {
     );
     let listed = agent.call("ListTasks", json!({"contextId": ctx}));
     assert_eq!(listed["totalSize"], 2, "{listed}");
+
+    // Killed again, and restarted on its state, the official client (0.3)
+    // finds the earlier task and goes on in the context.
+    agent.kill9();
+    let agent = agent.restart();
+    let Some(out) = agent.python("recall", "0.3", &[ctx.as_str(), done_id.as_str()], None) else {
+        return;
+    };
+    assert_eq!(out["earlier"], "TASK_STATE_COMPLETED", "{out}");
+    assert_eq!(out["earlier_text"], "Hello from the mock model.", "{out}");
+    assert_eq!(out["recall"], "TASK_STATE_COMPLETED", "{out}");
+    // The context's history across both deaths of the service.
+    assert_eq!(
+        out["recall_text"], "I remember: my name is Bob | recall",
+        "{out}"
+    );
 }
 
 #[test]

@@ -195,6 +195,20 @@ async def concurrent(url, version, contexts, messages):
     return {"answered": len(states), "seconds": round(took, 2)}
 
 
+async def recall(url, version, context_id, earlier_task_id):
+    """After a fault: the earlier task is still there, and the context goes on with its history."""
+    client = await make_client(url, version, streaming=False)
+    earlier = await client.get_task(GetTaskRequest(id=earlier_task_id))
+    task = await send(client, user("recall", context_id=context_id))
+    assert task.context_id == context_id, task
+    return {
+        "earlier": state(earlier),
+        "earlier_text": artifact_text(earlier),
+        "recall": state(task),
+        "recall_text": artifact_text(task),
+    }
+
+
 async def main():
     scenario, url, version, *rest = sys.argv[1:]
     result = await globals()[scenario](url, version, *rest)
