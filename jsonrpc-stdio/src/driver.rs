@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -25,6 +26,7 @@ use crate::framing::{BadFrame, Frame, FrameCodec};
 use crate::lock;
 use crate::message::{
     encode_response, read_object, ErrorCode, ErrorObject, Incoming, Message, Notification,
+    ShapeError,
 };
 use crate::process::{Exit, ExitWatch};
 use crate::routes::IncomingRequest;
@@ -289,12 +291,24 @@ fn handle_frame(connection: &Arc<Connection>, frame: Frame) {
             Ok(incoming) => route(connection, incoming),
             Err(e) => unparsable(connection, &bytes, &e),
         },
-        Some(b'[') => match Message::parse(&bytes) {
-            Ok(messages) => {
-                for message in messages {
-                    match message {
-                        Ok(message) => route(connection, message.into()),
-                        Err(e) => unparsable(connection, &bytes, &e),
+        // A batch: each element read as a frame of its own (its bytes
+        // shared with this one), so it is handled as it would be alone.
+        Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(elements) if elements.is_empty() => {
+                unparsable(connection, &bytes, &ShapeError::EmptyBatch)
+            }
+            Ok(elements) => {
+                for element in elements {
+                    let element = element.get();
+                    let part = bytes.slice_ref(element.as_bytes());
+                    if !element.starts_with('{') {
+                        let e = ShapeError::NoShape("not an object");
+                        unparsable(connection, &part, &e);
+                        continue;
+                    }
+                    match read_object(element, Some(&part)) {
+                        Ok(incoming) => route(connection, incoming),
+                        Err(e) => unparsable(connection, &part, &e),
                     }
                 }
             }

@@ -93,7 +93,7 @@
 //! | malformed JSON, or JSON of no JSON-RPC shape | skipped; `unparsable` |
 //! | a malformed response that begins `{"jsonrpc":"2.0","id":N,"result":` (e.g. truncated, or with an `error` too) | its caller fails at once with [`Error::Decode`] saying what is wrong; `unparsable` (the reader leaves a result to be checked by the decoding its caller does anyway, and the frame is read whole when that fails: members after the result are fine) |
 //! | a notification whose params are JSON no `Value` holds (nested deeper than 128, a number beyond `f64`) | delivered: its params are kept as text; reading them as a `Value` fails |
-//! | a batch array | each element handled on its own; bad elements skipped |
+//! | a batch array | each element handled as it would be alone (read as a frame of its own, its bytes shared with the batch); bad elements skipped |
 //! | missing `"jsonrpc"` member | accepted (codex omits it) |
 //! | response to an unknown, timed-out or already answered id | ignored; `unknown_responses` |
 //! | error response with `"id": null` | logged; `unknown_responses` |

@@ -560,19 +560,6 @@ impl Incoming {
     }
 }
 
-impl From<Message> for Incoming {
-    fn from(message: Message) -> Incoming {
-        match message {
-            Message::Request(r) => Incoming::Request(r),
-            Message::Notification(n) => Incoming::Notification(n),
-            Message::Response(Response { id, result }) => Incoming::Response {
-                id,
-                result: result.map(|value| ResultText::from_value(&value)),
-            },
-        }
-    }
-}
-
 /// The two envelopes most frames are, member for member as servers write
 /// them (`"jsonrpc"` optional: codex omits it): a notification
 /// `{"jsonrpc":"2.0","method":"M","params":P}` with an unescaped method,
@@ -896,6 +883,7 @@ impl ResultText {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn from_value(value: &Value) -> ResultText {
         // A `Value` always serializes.
         ResultText {

@@ -283,6 +283,28 @@ async fn a_batch_resolves_each_caller_and_delivers_each_notification() {
 }
 
 #[tokio::test]
+async fn a_batch_element_is_handled_as_it_would_be_alone() {
+    // Numbers no `Value` holds, kept as the server wrote them, in a batch
+    // as out of one (each element is read as a frame of its own).
+    let (client, mut server) = connect();
+    let mut notes = client.subscribe(Filter::All);
+    let (raw, id) = server.call_raw(&client, "m").await;
+    let big = "123456789012345678901234567890";
+    server
+        .send(
+            format!(
+                "[{{\"method\":\"n\",\"params\":[{big}, 1e400]}}, {{\"id\":{id},\"result\":1e400,\"jsonrpc\":\"2.0\"}}]\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(raw.await.unwrap().unwrap().as_bytes(), b"1e400");
+    let note = notes.next().await.unwrap().unwrap();
+    assert_eq!(note.params_json(), Some(format!("[{big}, 1e400]").as_str()));
+    assert_eq!(client.stats().unparsable, 0);
+}
+
+#[tokio::test]
 async fn a_subscriber_sees_every_notification_written_before_the_response() {
     let (client, mut server) = connect();
     let mut notes = client.subscribe(Filter::prefix("item/"));
