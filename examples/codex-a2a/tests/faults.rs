@@ -11,6 +11,19 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 use support::{artifact_text, cmdline, descendants, signal, status_text, Agent};
 
+/// SIGKILLs the agent's codex and waits until the agent saw it die, so the
+/// next message meets a dead codex. Returns the pid it had.
+fn kill_codex(agent: &Agent) -> u32 {
+    let codex = agent.codex_pid();
+    signal(codex, Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.health()["codexPid"].as_u64() == Some(codex as u64) {
+        assert!(Instant::now() < deadline, "codex {codex} did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    codex
+}
+
 #[test]
 fn codex_killed_between_two_messages_heals_and_the_model_saw_the_first() {
     let Some(agent) = Agent::start("kill-codex", &[]) else {
@@ -19,14 +32,7 @@ fn codex_killed_between_two_messages_heals_and_the_model_saw_the_first() {
     let first = agent.send("my name is Ada", None, false);
     assert_eq!(first["status"]["state"], "TASK_STATE_COMPLETED");
     let ctx = first["contextId"].as_str().unwrap();
-    let codex = agent.codex_pid();
-    signal(codex, Signal::SIGKILL);
-    // Wait until the agent saw it die, so the next message meets a dead codex.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while agent.health()["codexPid"].as_u64() == Some(codex as u64) {
-        assert!(Instant::now() < deadline, "codex {codex} did not die");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let codex = kill_codex(&agent);
     let second = agent.send("recall what I said", Some(ctx), false);
     assert_eq!(
         second["status"]["state"],
@@ -43,13 +49,7 @@ fn codex_killed_between_two_messages_heals_and_the_model_saw_the_first() {
 
     // Once more, through the official client: codex killed again, and the
     // SDK's next message in the context meets the dead codex.
-    let codex = agent.codex_pid();
-    signal(codex, Signal::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while agent.health()["codexPid"].as_u64() == Some(codex as u64) {
-        assert!(Instant::now() < deadline, "codex {codex} did not die");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    kill_codex(&agent);
     let first_id = first["id"].as_str().unwrap();
     let Some(out) = agent.python("recall", "1.0", &[ctx, first_id], None) else {
         return;
